@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Set up the course environment on first use, then run the course or the tests.
+
+    python3 bootstrap.py run  [genlab run options]   # every notebook, default profile -> build/
+    python3 bootstrap.py test [pytest options]       # unit tests + nbval over every notebook (ci profile)
+
+Needs only Python >= 3.10 with the standard venv module. Creates .venv/ (or $GENLAB_VENV) on first use and
+(re)installs the pinned dependencies whenever pyproject.toml or constraints.txt change. `make run` / `make test` and
+`.ci/run` call this script.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("GENLAB_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".genlab-installed"
+
+
+def _fingerprint() -> str:
+    h = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
+def ensure_env() -> None:
+    """Create the virtual environment and install the pinned dependencies if they are missing or stale."""
+    if not PYTHON.exists():
+        print(f"[bootstrap] creating virtual environment in {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    want = _fingerprint()
+    if STAMP.exists() and STAMP.read_text().strip() == want:
+        return
+    print("[bootstrap] installing pinned dependencies (first run takes a few minutes)", flush=True)
+    cmd = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+           "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[test]"]
+    subprocess.run(cmd, check=True)
+    STAMP.write_text(want + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test", "setup"):
+        print(__doc__)
+        return 2
+    ensure_env()
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # kernels and console scripts come from the venv
+    env.setdefault("MPLBACKEND", "Agg")
+    if argv[0] == "setup":
+        return 0
+    if argv[0] == "run":
+        cmd = [str(BIN / "genlab"), "run", *argv[1:]]
+    else:
+        env["GENLAB_PROFILE"] = env.get("GENLAB_TEST_PROFILE", "ci")
+        cmd = [str(PYTHON), "-m", "pytest", *argv[1:]]
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
