@@ -53,7 +53,6 @@ def main(argv: list[str]) -> int:
     ensure_env()
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # kernels and console scripts come from the venv
-    env.setdefault("MPLBACKEND", "Agg")
     if argv[0] == "setup":
         return 0
     if argv[0] == "run":

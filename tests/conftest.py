@@ -2,7 +2,6 @@
 import os
 
 os.environ["GENLAB_PROFILE"] = os.environ.get("GENLAB_TEST_PROFILE", "ci")
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GENLAB_THREADS", "2")
 
 # fixture notebooks are inputs of the runner/grader tests, not notebooks to validate with nbval

@@ -1,4 +1,12 @@
-"""Embedded datasets (shipped or generated, offline) and loaders for real datasets from a local folder."""
-from genlab.data.mnist import mnist5k
+"""Embedded datasets (shipped or generated, offline) and loaders for real datasets from a local folder.
 
-__all__ = ["mnist5k"]
+Embedded: :func:`mnist5k` (real MNIST digits), :func:`photo_patches` (natural-image patches from scikit-image's
+sample photos). From a folder you name (never downloaded): :func:`mnist_idx` (MNIST IDX files),
+:func:`image_folder` (png/jpg images). Each docstring states the value range and shapes.
+"""
+from genlab.data.folders import image_folder, list_images, mnist_idx, read_idx
+from genlab.data.mnist import mnist5k
+from genlab.data.photos import PHOTOS, TEST_PHOTOS, TRAIN_PHOTOS, photo, photo_patches
+
+__all__ = ["mnist5k", "photo_patches", "photo", "PHOTOS", "TRAIN_PHOTOS", "TEST_PHOTOS",
+           "mnist_idx", "image_folder", "list_images", "read_idx"]

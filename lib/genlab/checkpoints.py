@@ -1,0 +1,327 @@
+"""Checkpoints: atomic save and safe load of state dicts with provenance, and the registry of shipped checkpoints.
+
+A genlab checkpoint is one ``torch.save`` file holding a plain dict (state dicts, numbers, strings -- nothing that
+needs pickle's arbitrary code execution, so it loads with ``torch.load(weights_only=True)``)::
+
+    {"kind": "genlab-checkpoint", "format_version": 1,
+     "meta":   {"config", "metrics", "seed", "command", "commit", "data", "train_seconds", "torch", "date",
+                "machine", "stored_dtype", "extra"},
+     "states": {"model": state_dict, ...}}
+
+The ``meta`` block is the provenance stylegan2-ada and the UvA tutorials keep with their weights: how the result was
+made (config, command, seed, commit, data) and what it scored (metrics), so a number can be traced to its run.
+
+Shipped checkpoints live in ``data/checkpoints/<name>.pt`` with a human-readable ``<name>.json`` beside it (the same
+provenance, plus the machine). :func:`load_pretrained` builds the model through :mod:`genlab.zoo`; a missing file
+names the exact command that retrains it (``genlab train NAME --ship``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import numbers
+import os
+import pickle
+import platform
+import subprocess
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab.data.paths import REPO_ROOT, data_dir
+
+KIND = "genlab-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, damaged, or not a genlab checkpoint; the message says how to fix it."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint file does not exist (also a FileNotFoundError, so ``except FileNotFoundError`` catches it)."""
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns.
+
+    states: name -> state dict (``"model"`` for the network; training checkpoints add ``"optimizer"``, ``"ema"``, ...)
+    meta: the provenance block (config, metrics, seed, command, commit, data, train_seconds, torch, date, ...)
+    model: the network built from ``meta["config"]`` with the weights loaded (only from :func:`load_pretrained`)
+    """
+
+    path: Path
+    states: dict[str, Any]
+    meta: dict[str, Any]
+    model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def model_state(self) -> dict[str, torch.Tensor]:
+        return self.states["model"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.meta["config"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.meta["metrics"]
+
+
+# --------------------------------------------------------------------------------------------------- provenance facts
+def git_commit(repo: str | os.PathLike = REPO_ROOT) -> str:
+    """``git rev-parse HEAD`` of ``repo`` (+ ``-dirty`` if tracked files changed); ``"unknown"`` without git/commits.
+
+    Untracked files do not count as dirty (the same rule as ``git describe --dirty``).
+    """
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return "unknown"
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if status else "")
+
+
+def machine() -> dict[str, Any]:
+    """Where a run happened: OS, CPU model, core count, torch threads, accelerator (no host names)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- save / load
+def _map_tensors(obj: Any, fn) -> Any:
+    """Apply ``fn`` to every tensor inside nested dicts/lists/tuples (state dicts, optimizer states)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, OrderedDict):  # a state dict: keep its _metadata (module versions used when loading)
+        out = OrderedDict((k, _map_tensors(v, fn)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, Mapping):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
+
+
+def _plain(obj: Any, where: str = "meta") -> Any:
+    """``obj`` with str/int/float subclasses (numpy scalars, TorchVersion, Path) turned into builtins, so that
+    ``torch.load(weights_only=True)`` accepts it; anything else is refused now rather than at load time."""
+    if obj is None or isinstance(obj, (bool, torch.Tensor)) or type(obj) in (int, float, str):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return tuple(items) if isinstance(obj, tuple) else items
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return float(obj)
+    if isinstance(obj, (str, os.PathLike, torch.dtype, torch.device)):
+        return str(obj)
+    raise TypeError(f"{where} is a {type(obj).__name__}: checkpoint metadata may hold only numbers, strings, "
+                    "lists, dicts and tensors (convert it, e.g. dataclasses.asdict(config))")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write ``path`` via a temp file in the same folder + fsync + ``os.replace``: readers see the old or the new file,
+    never half of one, even if the process dies mid-write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(path: str | os.PathLike, *, model_state: Mapping[str, torch.Tensor] | nn.Module | None = None,
+                    states: Mapping[str, Any] | None = None, config: dict, metrics: dict, seed: int | None,
+                    command: str, data: str, train_seconds: float, extra: dict | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Atomically write a genlab checkpoint with its provenance; returns the path.
+
+    model_state: the network's state dict (or the module itself), stored as ``states["model"]``.
+    states: further named states, e.g. ``{"optimizer": opt.state_dict(), "ema": ema.state_dict()}`` (or all of them,
+        including ``"model"``, when ``model_state`` is None). Values may be tensors, numbers, strings, lists, dicts.
+    config: what rebuilds the model (and how it was trained); metrics: what it scored.
+    dtype: ``torch.float16`` stores float32 tensors in half precision (for shipping, where the caller has checked that
+        it does not move the metric); :func:`load_checkpoint` casts them back to float32.
+    """
+    all_states: dict[str, Any] = {}
+    if model_state is not None:
+        all_states["model"] = model_state.state_dict() if isinstance(model_state, nn.Module) else model_state
+    if states:
+        clash = set(all_states) & set(states)
+        if clash:
+            raise ValueError(f"state name(s) {sorted(clash)} given twice: pass the model via model_state or states")
+        all_states.update(states)
+    if not all_states:
+        raise ValueError("nothing to save: pass model_state=model.state_dict() (and/or states={...})")
+    if dtype is not None and dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float16 or torch.bfloat16 (or None for as-is), got {dtype}")
+
+    def store(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().cpu()
+        return t.to(dtype) if dtype is not None and t.dtype == torch.float32 else t
+
+    meta = {
+        "config": config,
+        "metrics": metrics,
+        "seed": seed,
+        "command": command,
+        "commit": git_commit(),
+        "data": data,
+        "train_seconds": float(train_seconds),
+        "torch": str(torch.__version__),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "stored_dtype": str(dtype).removeprefix("torch.") if dtype is not None else None,
+        "extra": extra or {},
+    }
+    payload = {"kind": KIND, "format_version": FORMAT_VERSION, "meta": _plain(meta),
+               "states": _map_tensors(all_states, store)}
+    path = Path(path)
+    _atomic_write(path, lambda f: torch.save(payload, f))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu", *,
+                    fix: str | None = None) -> Checkpoint:
+    """Load a genlab checkpoint safely (``torch.load(weights_only=True)``: no arbitrary code runs).
+
+    Half-precision tensors of a checkpoint saved with ``dtype=`` come back as float32.
+    Raises :class:`CheckpointError` (``CheckpointNotFoundError`` if missing) for a truncated or corrupt file, a file
+    that is not a torch file, or a torch file that is not a genlab checkpoint; ``fix`` (e.g. the retrain command) is
+    appended to the message.
+    """
+    path = Path(path)
+    how = fix or ("re-create it with the command that wrote it (a training run's checkpoint: rerun `genlab train NAME`"
+                  " with --no-resume; a shipped one: `git checkout -- data/checkpoints/`)")
+    if not path.exists():
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist: {how}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path} ({e}): {how}") from e
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (legacy format: a raw pickle)
+        raise CheckpointError(f"{path} is not a torch checkpoint (it starts with {head!r}, not a zip archive); "
+                              f"was another file saved under this name? {how}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} is a torch file with Python objects that weights_only loading refuses, so it is not a genlab "
+            f"checkpoint (ours hold only state dicts and plain values); {how}. Detail: {_detail(e)}") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({_detail(e)}); "
+                              f"was a copy or download interrupted? {how}") from e
+    if not isinstance(obj, dict) or obj.get("kind") != KIND:
+        what = type(obj).__name__ if not isinstance(obj, dict) else f"a dict with keys {sorted(map(str, obj))[:6]}"
+        raise CheckpointError(f"{path} is a torch file but not a genlab checkpoint (it holds {what}); save checkpoints "
+                              f"with genlab.checkpoints.save_checkpoint. {how}")
+    version = obj.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version}, this genlab reads version "
+                              f"{FORMAT_VERSION}; {how}")
+    states = obj["states"]
+    if obj["meta"].get("stored_dtype"):
+        states = _map_tensors(states, lambda t: t.float() if t.is_floating_point() else t)
+    return Checkpoint(path=path, states=states, meta=obj["meta"])
+
+
+def _detail(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else type(e).__name__)
+
+
+# ------------------------------------------------------------------------------------------ shipped checkpoints
+def retrain_command(name: str) -> str:
+    """The command that (re)creates the shipped checkpoint ``name``."""
+    return f"genlab train {name} --ship"
+
+
+def shipped_dir() -> Path:
+    """``data/checkpoints`` (or ``$GENLAB_DATA/checkpoints``)."""
+    return data_dir() / "checkpoints"
+
+
+def shipped_path(name: str) -> Path:
+    return shipped_dir() / f"{name}.pt"
+
+
+def write_provenance(name: str, provenance: dict[str, Any]) -> Path:
+    """Write ``data/checkpoints/<name>.json`` (atomically; sorted keys so diffs stay small)."""
+    path = shipped_dir() / f"{name}.json"
+    text = json.dumps(provenance, indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def read_provenance(name: str) -> dict[str, Any]:
+    """The provenance file of a shipped checkpoint (command, seed, commit, data, train time, metrics, machine)."""
+    path = shipped_dir() / f"{name}.json"
+    if not path.exists():
+        raise CheckpointNotFoundError(f"provenance file {path} is missing: restore it with "
+                                      f"`git checkout -- data/checkpoints/{name}.json` or retrain with "
+                                      f"`{retrain_command(name)}`")
+    return json.loads(path.read_text())
+
+
+def load_pretrained(name: str, map_location: str | torch.device | None = "cpu") -> Checkpoint:
+    """Load the shipped checkpoint ``name`` and build its model (``.model``, in eval mode) via :mod:`genlab.zoo`.
+
+    A missing or damaged file raises :class:`CheckpointError` naming the exact retrain command.
+    """
+    from genlab.zoo import get_recipe  # late import: zoo imports this module
+
+    recipe = get_recipe(name)
+    path = shipped_path(name)
+    fix = (f"retrain it with `{retrain_command(name)}` (see data/checkpoints/{name}.json for the original run), "
+           f"or restore the shipped file with `git checkout -- data/checkpoints/{name}.pt`")
+    ckpt = load_checkpoint(path, map_location, fix=fix)
+    model = recipe.build(ckpt.config["model"])
+    model.load_state_dict(ckpt.model_state)
+    if map_location is not None:
+        model.to(map_location)
+    ckpt.model = model.eval()
+    return ckpt
+

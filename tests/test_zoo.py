@@ -1,0 +1,89 @@
+"""The model zoo: the shipped digit classifier reproduces its provenance; train/eval commands; clear errors."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from genlab.checkpoints import CheckpointNotFoundError, load_pretrained, read_provenance, shipped_path
+from genlab.data.paths import REPO_ROOT, sha256
+from genlab.models.digit_classifier import DigitClassifier, accuracy
+from genlab.zoo import UnknownRecipeError, eval_main, evaluate_shipped, get_recipe, known_names, train_main
+
+
+@pytest.fixture
+def empty_data_dir(tmp_path, monkeypatch):
+    """A GENLAB_DATA folder with the embedded MNIST 5k but no shipped checkpoints."""
+    (tmp_path / "mnist5k.npz").symlink_to(REPO_ROOT / "data" / "mnist5k.npz")
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
+    return tmp_path
+
+
+def test_shipped_digit_classifier_reproduces_its_provenance():
+    (check,) = evaluate_shipped("digit_classifier", device="cpu")
+    assert check.name == "test_accuracy"
+    assert abs(check.measured - check.stored) <= 0.001, (check.measured, check.stored)  # <= 0.1 percentage point
+    assert check.stored >= 0.97
+
+
+def test_shipped_provenance_records_how_it_was_made():
+    prov = read_provenance("digit_classifier")
+    assert prov["command"] == "genlab train digit_classifier --profile cpu --ship"
+    assert prov["seed"] == 0 and "mnist5k" in prov["data"] and prov["train_seconds"] > 0
+    assert prov["date"][:2] == "20" and prov["machine"]["cpu"] and prov["commit"]
+    assert prov["sha256"] == sha256(shipped_path("digit_classifier"))  # the json describes this very file
+    assert abs(prov["extra"]["metrics_float32"]["test_accuracy"] - prov["metrics"]["test_accuracy"]) <= 0.001
+
+
+def test_load_pretrained_gives_a_ready_model():
+    ckpt = load_pretrained("digit_classifier")
+    model = ckpt.model
+    assert isinstance(model, DigitClassifier) and not model.training
+    x = torch.rand(3, 1, 28, 28)
+    assert model(x).shape == (3, 10)
+    assert model.features(x).shape == (3, ckpt.config["model"]["channels"][-1])
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp16 on disk, float32 in memory
+
+
+def test_missing_checkpoint_names_the_retrain_command(empty_data_dir):
+    with pytest.raises(CheckpointNotFoundError) as e:
+        load_pretrained("digit_classifier")
+    assert "genlab train digit_classifier --ship" in str(e.value)
+    assert eval_main(argparse.Namespace(name="digit_classifier")) == 2
+
+
+def test_unknown_name_lists_the_known_ones(capsys):
+    with pytest.raises(UnknownRecipeError, match="digit_classifier"):
+        get_recipe("digit_clasifier")
+    args = argparse.Namespace(name="nope", profile="ci", resume=True, ship=False, out="runs")
+    assert train_main(args) == 2
+    assert "known models: " + ", ".join(known_names()) in capsys.readouterr().err
+
+
+def test_digit_classifier_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        DigitClassifier()(torch.rand(2, 28, 28))
+
+
+def test_train_ship_then_eval_round_trip_and_drift_detection(empty_data_dir, tmp_path, capsys):
+    """The ci profile end to end: train a few steps, ship into GENLAB_DATA, re-evaluate, then detect a drift."""
+    args = argparse.Namespace(name="digit_classifier", profile="ci", resume=True, ship=True, out=str(tmp_path / "runs"))
+    assert train_main(args) == 0
+    prov = read_provenance("digit_classifier")
+    assert prov["command"] == "genlab train digit_classifier --profile ci --ship"
+    assert prov["extra"]["steps"] == get_recipe("digit_classifier").config("ci")["train"]["steps"]
+    assert (tmp_path / "runs" / "digit_classifier" / "ci" / "last.pt").exists()
+    model = load_pretrained("digit_classifier").model
+    from genlab.data.mnist import mnist5k
+    x, y = mnist5k("test")
+    assert accuracy(model, x, y) == pytest.approx(prov["metrics"]["test_accuracy"], abs=0.001)
+
+    assert eval_main(argparse.Namespace(name="digit_classifier")) == 0
+    path = empty_data_dir / "checkpoints" / "digit_classifier.json"
+    prov["metrics"]["test_accuracy"] += 0.05
+    path.write_text(json.dumps(prov))
+    capsys.readouterr()
+    assert eval_main(argparse.Namespace(name="digit_classifier")) == 1
+    assert "DRIFT" in capsys.readouterr().out
