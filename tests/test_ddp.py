@@ -1,4 +1,4 @@
-"""DDP under torchrun: 2 gloo ranks on CPU end with identical weights, equal to one process over the same global batch."""
+"""DDP under torchrun: 2 gloo ranks on CPU end with identical weights, equal to one process over the global batch."""
 from __future__ import annotations
 
 import importlib.util

@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 import genlab
+from genlab.record import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -103,7 +104,7 @@ def test_checked_cells_are_safe_to_compare(path):
 def test_records_a_metric(path):
     nb = load(path)
     assert any("record(" in c.source for c in nb.cells if c.cell_type == "code"), "every notebook records metrics"
-    recorded = genlab.record.read_records(nb)
+    recorded = read_records(nb)
     assert recorded, "the stored outputs hold no recorded metric (re-run and store the notebook)"
 
 

@@ -10,11 +10,14 @@ from genlab.record import MIME, RECORDED, read_records, record
 
 
 def test_values_are_normalised():
-    assert record("a_float", np.float32(0.5)) == 0.5 and isinstance(RECORDED["a_float"], float)
-    assert record("a_tensor", torch.tensor(3)) == 3 and isinstance(RECORDED["a_tensor"], int)
-    assert record("a_bool", True) is True
-    assert record("a_nan", math.nan) == "nan"
-    assert record("a_str", "ok") == "ok"
+    record("a_float", np.float32(0.5))
+    record("a_tensor", torch.tensor(3))
+    record("a_bool", True)
+    record("a_nan", math.nan)
+    assert record("a_str", "ok") is None  # a cell ending with record() shows the metric once
+    assert RECORDED["a_float"] == 0.5 and isinstance(RECORDED["a_float"], float)
+    assert RECORDED["a_tensor"] == 3 and isinstance(RECORDED["a_tensor"], int)
+    assert RECORDED["a_bool"] is True and RECORDED["a_nan"] == "nan" and RECORDED["a_str"] == "ok"
 
 
 @pytest.mark.parametrize("name", ["CamelCase", "has space", "1starts_with_digit", ""])

@@ -87,3 +87,19 @@ def test_train_ship_then_eval_round_trip_and_drift_detection(empty_data_dir, tmp
     capsys.readouterr()
     assert eval_main(argparse.Namespace(name="digit_classifier")) == 1
     assert "DRIFT" in capsys.readouterr().out
+
+
+def test_train_recipe_is_the_notebooks_load_or_train_path(tmp_path):
+    """train_recipe (train_from_scratch = True in a notebook) trains the same network the shipped file holds."""
+    from genlab.checkpoints import load_pretrained
+    from genlab.config import setup
+    from genlab.zoo import train_recipe
+
+    run = setup("ci", 0)
+    model = train_recipe("digit_classifier", run, out=tmp_path, progress=False)
+    assert not model.training
+    assert (tmp_path / "digit_classifier" / "ci" / "last.pt").exists()  # periodic checkpoint, resumable
+    x = torch.rand(3, 1, 28, 28)
+    assert model(x).shape == (3, 10)
+    shipped = load_pretrained("digit_classifier").model
+    assert type(model) is type(shipped)

@@ -33,8 +33,10 @@ def _plain(value: Any) -> bool | int | float | str:
                     "(e.g. float(x), round(x, 4))")
 
 
-def record(name: str, value: Any) -> Any:
-    """Record a named metric in the notebook's outputs and return the stored value.
+def record(name: str, value: Any) -> None:
+    """Record a named metric in the notebook's outputs (and in :data:`RECORDED`).
+
+    Returns None, so a cell that ends with ``record(...)`` shows the metric once.
 
     name: snake_case with the unit in it where there is one (``test_bpd``, ``sampling_speedup_x``).
     value: number, bool or str (0-d tensors/arrays are converted; nan/inf are stored as strings).
@@ -47,10 +49,10 @@ def record(name: str, value: Any) -> Any:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # plain Python: keep the value, nothing to display into
-        return stored
+        return None
     if get_ipython() is not None:
         display({MIME: {"name": name, "value": stored}, "text/plain": f"recorded {name} = {stored!r}"}, raw=True)
-    return stored
+    return None
 
 
 def read_records(nb: Any) -> dict[str, Any]:

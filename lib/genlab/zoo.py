@@ -11,6 +11,7 @@ module only lists where to find them (:data:`RECIPES`), so adding a model is one
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -23,9 +24,9 @@ from torch import nn
 
 from genlab.checkpoints import (CheckpointError, load_checkpoint, load_pretrained, read_provenance, retrain_command,
                                 save_checkpoint, shipped_path, write_provenance)
-from genlab.config import choose_device, setup
+from genlab.config import Run, choose_device, setup
 from genlab.data.paths import sha256
-from genlab.train import TrainState, cleanup, init_distributed, is_main_process, unwrap
+from genlab.train import TrainState, cleanup, init_distributed, is_main_process, prepare_model, unwrap
 
 #: name -> "module:attribute" of its Recipe (imported only when asked for, so `genlab --help` stays instant).
 RECIPES: dict[str, str] = {
@@ -129,6 +130,23 @@ def _ship(recipe: Recipe, model: nn.Module, config: dict, metrics: dict, job: Tr
     return path
 
 
+def train_recipe(name: str, run: Run | None = None, *, out: str | os.PathLike = "runs", resume: bool = True,
+                 progress: bool = True) -> nn.Module:
+    """Train the zoo model ``name`` in ``run``'s profile and device and return it in eval mode (not shipped).
+
+    The notebooks' *load-or-train* switch calls this (``train_from_scratch = True``); ``genlab train NAME`` is the same
+    run from the shell. Periodic checkpoints go to ``out/NAME/PROFILE/last.pt`` and an interrupted run resumes there.
+    """
+    recipe = get_recipe(name)
+    run = run if run is not None else setup("auto", recipe.seed)
+    job = TrainJob(profile=run.profile, device=run.device, seed=recipe.seed, data=recipe.data,
+                   command=_command(recipe.name, run.profile, False, 1),
+                   checkpoint=Path(out) / recipe.name / run.profile / "last.pt", resume=resume, progress=progress)
+    config = recipe.config(run.profile)
+    state = recipe.train(prepare_model(recipe.build(config["model"]), job.device), config, job)
+    return recipe.export(state).eval()
+
+
 def train_main(args) -> int:
     """``genlab train NAME [--profile P] [--resume/--no-resume] [--ship] [--out DIR]``; returns the exit code."""
     try:
@@ -143,7 +161,7 @@ def train_main(args) -> int:
                    checkpoint=Path(args.out) / recipe.name / run.profile / "last.pt", resume=args.resume)
     try:
         config = recipe.config(run.profile)
-        model = recipe.build(config["model"]).to(job.device)
+        model = prepare_model(recipe.build(config["model"]), job.device)
         state = recipe.train(model, config, job)
         if not is_main_process():
             return 0

@@ -136,11 +136,11 @@ class Exercises:
         out = []
         ids = [c.get("id") for c in self.nb.cells]
         if self.has_exercises and not all(ids):
-            out.append(f"{self.name}: cells have no ids (nbformat < 4.5); grading matches cells by id. Upgrade with "
-                       "`python -c \"import nbformat as n; p='NB'; n.write(n.validator.normalize(n.read(p, 4))[1], p)\"`"
-                       " or re-save the notebook in JupyterLab >= 3")
-        checked = set(self.exercise_of().values())
-        tested = self.exercise_of()
+            out.append(f"{self.name}: cells have no ids (nbformat < 4.5) and grading matches cells by id: re-save "
+                       "it with JupyterLab >= 3, or nb = nbformat.v4.upgrade(nb, from_version=4, "
+                       "from_minor=nb.nbformat_minor) and nbformat.write it")
+        tested = self.exercise_of()  # test grade_id -> exercise grade_id
+        checked = set(tested.values())
         for s in self.solutions:
             if s.cell_type == "code" and s.grade_id not in checked:
                 out.append(f"{self.name}: exercise {s.grade_id!r} (cell {s.index}) has no test cell after it: add a "
@@ -200,7 +200,7 @@ def marker_regions(source: str, begin: str, end: str, *, where: str) -> tuple[Re
 
 
 def strip_regions(source: str, regions: tuple[Region, ...], stub: str | None = None) -> str:
-    """``source`` with each region (delimiter lines included) removed, or replaced by ``stub`` at the region's indent."""
+    """``source`` with each region (delimiters included) removed, or replaced by ``stub`` at the region's indent."""
     lines = source.splitlines()
     out, pos = [], 0
     for r in regions:

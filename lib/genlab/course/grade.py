@@ -10,14 +10,12 @@ For each submission (a notebook, or a folder of notebooks for one student):
    rather than score 0: an accidental deletion should not cost the points of working code). A grader cell at the top
    snapshots the builtins; each test cell first undoes changes to them (``builtins.abs = ...``, a redefined
    ``AssertionError``, IPython custom exception handlers) and ends by displaying a random per-run token.
-3. **Run** it with papermill, profile ``ci`` (injected parameter and ``GENLAB_PROFILE=ci``), in a worker process of
-   its own (:func:`_worker_main`) with its own temporary working directory holding a *copy* of the notebook, under
-   limits set by the worker on itself before it starts the kernel, which inherits them: ``RLIMIT_AS`` (the memory
-   cap), ``RLIMIT_FSIZE`` and no core files; a network namespace with only a loopback interface (kernel <-> client
-   traffic) where the OS allows it; as user ``nobody`` when the grader runs as root, so that the submission cannot
-   write to the instructor notebooks, the submissions or the gradebook. nbclient runs with ``allow_errors`` (an
-   exception costs that exercise only), a per-cell timeout that interrupts the kernel and goes on, and the whole run
-   has a wall-clock timeout after which every process of the submission is killed.
+3. **Run** it in the sandbox (:mod:`genlab.course.sandbox`): a worker process of its own, its own temporary working
+   directory holding a *copy* of the notebook, papermill with the ``ci`` profile (injected ``profile="ci"`` and
+   ``GENLAB_PROFILE=ci``), a memory cap, a per-cell timeout that interrupts the kernel and goes on (an exception or a
+   hang costs that exercise only), a wall-clock timeout for the whole run, and where Linux allows it no network, a
+   read-only view of every file outside the job's folder and a PID namespace of its own. What was obtained is
+   recorded per submission (``sandbox`` in grades.json).
 4. **Score** each test cell from its own execution result, reported by the worker as each cell finishes: it passes
    when the kernel's execute reply says ``ok``, the cell has no error output, and the cell displayed its token (so it
    ran to its last line -- a test cell rewritten by an input transformer does not). Nothing the student's code
@@ -28,24 +26,23 @@ kernel or the worker died, e.g. ``os._exit``); ``memory`` (an allocation failed 
 torch's "can't allocate memory"); ``invalid``. Points always count the test cells that passed before the run ended.
 
 Memory cap: ``RLIMIT_AS`` bounds each process's address space, which counts mapped libraries too. Measured here,
-a kernel that imported torch and genlab and ran a small model maps about 1 GB (see benchmarks/bench_grading.py,
-which prints the kernels' peak), so the default 4096 MB leaves about 3 GB of data. Per-thread stacks and malloc
-arenas also count, so the worker sets ``MALLOC_ARENA_MAX=2`` and limits torch/OpenMP threads to cores / jobs;
-grading runs on the CPU (``CUDA_VISIBLE_DEVICES=""``) because CUDA reserves far more address space than any cap.
+a kernel that imported torch and genlab and ran a small model peaks at about 0.8-1.1 GB of address space (grades.json
+records each kernel's peak), so the default 4096 MB leaves about 3 GB for data; the sandbox keeps threads and malloc
+arenas, which also count, small.
 
 Outputs in ``DIR``: ``grades.csv`` (submission, notebook, points, max_points, status), ``grades.json`` (per-test
 detail, errors per cell, the sandbox actually obtained, peak memory), ``feedback/<submission>.md`` per student and
 ``executed/<submission>/<notebook>.ipynb`` (the run, for audit). Submissions are only read, never written.
 
-Limits of the sandbox (state them to students and colleagues): the checks run in the student's kernel, so code
-written to attack this grader specifically (rewriting IPython's execution machinery, reading the run's tokens from
-the kernel's own input) can defeat any same-process grader, nbgrader and otter included; the executed notebooks are
-kept so such attempts are visible. Without root, files outside the working directory are protected only by their
-permissions, and processes a submission detaches with ``setsid`` after double-forking may outlive the kill.
+Limits (state them to students and colleagues): the checks run in the student's kernel, so code written to attack
+this grader specifically (rewriting IPython's execution machinery, reading the run's tokens from the kernel's own
+input) can defeat any same-process grader, nbgrader and otter included; the executed notebooks are kept so that such
+attempts are visible. See :mod:`genlab.course.sandbox` for what the confinement does not cover.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import hashlib
 import io
@@ -54,20 +51,18 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-# This file is also the worker's entry point (`python grade.py --worker FD`): it must not import genlab (and through
-# it torch) at module level -- the kernel imports what the notebook needs. Parent-side functions import it lazily.
+import nbformat
+
+from genlab.course.exercises import Exercises, TestCell, course_notebooks, nbgrader_meta, read_exercises
+from genlab.course.sandbox import ConfinedRun, Limits, run_confined
 
 GRADE_MIME = "application/vnd.genlab.grade+json"
 GUARD_ID = "genlab-grade-guard"
@@ -113,8 +108,7 @@ class GradeConfig:
     memory_mb: int = 4096
     jobs: int = 1
     profile: str = "ci"
-    isolate_network: bool = True
-    run_as: str | None = "nobody"  # user the submissions run as when the grader runs as root (None: stay root)
+    isolate: bool = True  # network, mount (read-only files) and PID namespaces where Linux allows them
     threads: int | None = None
     max_file_mb: int = 512  # RLIMIT_FSIZE: largest file a submission may write
     max_submission_mb: int = 64  # larger files are invalid (a notebook with outputs is a few MB)
@@ -124,6 +118,11 @@ class GradeConfig:
 
     def resolved_threads(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // max(1, self.jobs))
+
+    def limits(self) -> Limits:
+        return Limits(timeout=self.timeout, cell_timeout=self.resolved_cell_timeout(), memory_mb=self.memory_mb,
+                      max_file_mb=self.max_file_mb, threads=self.resolved_threads(), isolate=self.isolate,
+                      profile=self.profile)
 
 
 @dataclass
@@ -177,14 +176,12 @@ class _Job:
     data: bytes = b""
     sha256: str = ""
     nb: Any = None
-    instructor: Any = None  # Exercises
+    instructor: Exercises | None = None
     result: SubmissionResult | None = None
 
 
-def load_instructor(paths: list[str | Path] | None = None) -> dict[str, Any]:
+def load_instructor(paths: list[str | Path] | None = None) -> dict[str, Exercises]:
     """Exercises of each instructor notebook that has test cells, by notebook name (default: the course's)."""
-    from genlab.course.exercises import course_notebooks, read_exercises
-
     files: list[Path] = []
     for p in (paths or [course_notebooks()]):
         p = Path(p)
@@ -235,8 +232,6 @@ def _owner(path: Path, submissions: list[str | Path]) -> str:
 
 def _read_submission(job: _Job, config: GradeConfig) -> str | None:
     """Load the notebook; return why it is invalid, or None."""
-    import nbformat
-
     if not job.path.is_file():
         return "not a file" if job.path.exists() else "no such file"
     size = job.path.stat().st_size
@@ -260,11 +255,9 @@ def _read_submission(job: _Job, config: GradeConfig) -> str | None:
     return None
 
 
-def match_instructor(nb: Any, instructor: dict[str, Any], filename: str = "") -> Any | None:
+def match_instructor(nb: Any, instructor: dict[str, Exercises], filename: str = "") -> Exercises | None:
     """The instructor notebook (Exercises) sharing the most cell ids with ``nb``, then the most grade_ids; None if
     it shares neither with any. Ties go to the notebook whose name matches the file name."""
-    from genlab.course.exercises import nbgrader_meta
-
     ids = {c.get("id") for c in nb.cells if c.get("id")}
     gids = {nbgrader_meta(c).get("grade_id") for c in nb.cells} - {None}
     best, best_key = None, (0, 0, 0)
@@ -277,17 +270,12 @@ def match_instructor(nb: Any, instructor: dict[str, Any], filename: str = "") ->
     return best
 
 
-def assemble(nb: Any, ex: Any, tokens: dict[str, str]) -> tuple[Any, dict[str, dict]]:
+def assemble(nb: Any, ex: Exercises, tokens: dict[str, str]) -> tuple[Any, dict[str, dict]]:
     """The notebook to run for submission ``nb`` against instructor exercises ``ex`` (a new notebook).
 
     Returns it and a plan: cell id -> {"kind": "test"|"solution"|"guard"|"student", "grade_id", "reinserted"}.
     ``tokens``: grade_id -> the secret each test cell displays when it runs to its end.
     """
-    import copy
-
-    import nbformat
-    from genlab.course.exercises import nbgrader_meta
-
     by_id, by_gid = ex.test_by_cell_id(), ex.test_by_grade_id()
     sol_ids = {s.cell_id: s.grade_id for s in ex.solutions if s.cell_id}
     sol_gids = {s.grade_id for s in ex.solutions}
@@ -338,9 +326,7 @@ def assemble(nb: Any, ex: Any, tokens: dict[str, str]) -> tuple[Any, dict[str, d
     return out, plan
 
 
-def _test_cell(test: Any, token: str) -> Any:
-    import nbformat
-
+def _test_cell(test: TestCell, token: str) -> Any:
     payload = json.dumps({GRADE_MIME: {"grade_id": test.grade_id, "token": token}})
     source = (f"{GUARD_CALL}\n{test.source}\n"
               f"__import__('IPython.display').display.display({payload}, raw=True)  # genlab grade: reached the end")
@@ -355,174 +341,21 @@ def _test_cell(test: Any, token: str) -> Any:
 # Running one submission (parent side)
 
 
-def _worker_env(home: Path, config: GradeConfig) -> dict[str, str]:
-    keep = ("PATH", "LANG", "TZ", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "LD_LIBRARY_PATH")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(("LC_", "GENLAB_"))}
-    threads = str(config.resolved_threads())
-    env.update({
-        "GENLAB_PROFILE": config.profile, "HOME": str(home), "IPYTHONDIR": str(home / ".ipython"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
-        "JUPYTER_PLATFORM_DIRS": "1", "MPLCONFIGDIR": str(home / ".matplotlib"), "MPLBACKEND": "Agg",
-        "XDG_CACHE_HOME": str(home / ".cache"), "TMPDIR": str(home / "tmp"), "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "GENLAB_THREADS": threads,
-        "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    })
-    return env
-
-
-def _run_user(config: GradeConfig) -> tuple[int, int] | None:
-    if config.run_as is None or os.name != "posix" or os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        pw = pwd.getpwnam(config.run_as)
-    except KeyError:
-        return None
-    return pw.pw_uid, pw.pw_gid
-
-
 def _run_job(job: _Job, config: GradeConfig, scratch: Path, out: Path) -> SubmissionResult:
-    """Run one assembled submission in a worker process and score it."""
+    """Run one assembled submission in the sandbox and score it."""
     ex = job.instructor
     tokens = {t.grade_id: secrets.token_hex(16) for t in ex.tests}
     nb, plan = assemble(job.nb, ex, tokens)
-    res = SubmissionResult(job.label, str(job.path), ex.name, "ok", max_points=ex.max_points, sha256=job.sha256)
-    jobdir = Path(tempfile.mkdtemp(prefix="job-", dir=scratch))
-    home, work, outdir = jobdir / "home", jobdir / "work", jobdir / "out"
-    for d in (home, home / "runtime", home / "tmp", home / ".matplotlib", work, outdir):
-        d.mkdir(parents=True, exist_ok=True)
-    (work / job.path.name).write_bytes(job.data)  # the kernel's folder holds a copy; the submission stays untouched
-    _seed_matplotlib_cache(home / ".matplotlib")
-    user = _run_user(config)
-    if user:
-        for p in [jobdir, *jobdir.rglob("*")]:
-            os.chown(p, *user, follow_symlinks=False)
-    payload = {
-        "notebook": json.dumps(nb), "parameters": {"profile": config.profile}, "workdir": str(work),
-        "output": str(outdir / "executed.ipynb"), "cell_timeout": config.resolved_cell_timeout(),
-        "start_timeout": min(60.0, config.timeout), "memory_mb": config.memory_mb,
-        "max_file_mb": config.max_file_mb, "isolate_network": config.isolate_network,
-        "user": list(user) if user else None, "parent_pid": os.getpid(),
-    }
-    r, w = os.pipe()
-    t0 = time.monotonic()
-    deadline = t0 + config.timeout
-    with open(jobdir / "worker.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", str(w)],
-                                stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,), cwd=work,
-                                env=_worker_env(home, config), start_new_session=True)
-    os.close(w)
-    events: list[dict] = []
-    killed = False
-    try:
-        feeder = threading.Thread(target=_feed, args=(proc, json.dumps(payload).encode()), daemon=True)
-        feeder.start()
-        killed = not _read_events(r, deadline, events)
-    finally:
-        os.close(r)
-        if killed:
-            _kill_tree(proc.pid)
-        try:
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()) + 10)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
-            proc.wait()
-    res.seconds = round(time.monotonic() - t0, 2)
-    _score(res, events, plan, tokens, ex, killed, proc.returncode, config)
-    executed = outdir / "executed.ipynb"
+    executed = out / "executed" / job.label / f"{job.path.stem}.ipynb"
+    executed.unlink(missing_ok=True)  # from an earlier batch into the same folder
+    run = run_confined(json.dumps(nb), filename=job.path.name, data=job.data, limits=config.limits(), scratch=scratch,
+                       parameters={"profile": config.profile}, collect=(GRADE_MIME,), executed_to=executed)
+    res = SubmissionResult(job.label, str(job.path), ex.name, "ok", max_points=ex.max_points, sha256=job.sha256,
+                           seconds=run.seconds, sandbox=run.sandbox)
     if executed.is_file():
-        target = out / "executed" / job.label / f"{job.path.stem}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(executed, target)
-        res.executed = str(target.relative_to(out))
-    if res.status == "crashed" and (jobdir / "worker.log").is_file():
-        tail = (jobdir / "worker.log").read_bytes()[-2000:].decode("utf-8", "replace").strip().splitlines()
-        tail = [ln for ln in tail if "Traceback" not in ln][-3:]
-        if tail and "kernel" not in res.message:
-            res.message += " | worker log: " + " / ".join(tail)
-    shutil.rmtree(jobdir, ignore_errors=True)
+        res.executed = str(executed.relative_to(out))
+    _score(res, run, plan, tokens, ex, config)
     return res
-
-
-def _feed(proc: subprocess.Popen, data: bytes) -> None:
-    try:
-        proc.stdin.write(data)
-        proc.stdin.close()
-    except OSError:  # the worker died before reading: its exit code tells the rest
-        pass
-
-
-def _read_events(fd: int, deadline: float, events: list[dict]) -> bool:
-    """Collect JSON lines from the worker until it closes the pipe (True) or the deadline passes (False)."""
-    import selectors
-
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if not sel.select(timeout=min(left, 1.0)):
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return True
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(ev, dict):
-                    events.append(ev)
-            if len(buf) > 64 << 20:  # no legitimate event is that long
-                buf = b""
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in children.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a worker, the kernel and everything they started (each in its own process group)."""
-    for _ in range(2):  # a second pass catches what was forked while the first one ran
-        procs = [pid, *_descendants(pid)]
-        for p in procs:
-            for kill in (lambda q: os.killpg(os.getpgid(q), signal.SIGKILL), lambda q: os.kill(q, signal.SIGKILL)):
-                try:
-                    kill(p)
-                except (ProcessLookupError, PermissionError):
-                    pass
-
-
-def _seed_matplotlib_cache(target: Path) -> None:
-    """Copy matplotlib's font list into a fresh config dir (building it costs seconds in every kernel)."""
-    candidates = [os.environ.get("MPLCONFIGDIR"), os.path.join(os.path.expanduser("~"), ".cache", "matplotlib"),
-                  os.path.join(os.path.expanduser("~"), ".matplotlib")]
-    for c in candidates:
-        if c and os.path.isdir(c):
-            for f in Path(c).glob("fontlist-*.json"):
-                shutil.copyfile(f, target / f.name)
-            return
 
 
 def _is_memory_error(err: dict) -> bool:
@@ -530,7 +363,7 @@ def _is_memory_error(err: dict) -> bool:
     return ename.endswith("MemoryError") or "t allocate memory" in evalue or "Cannot allocate memory" in evalue
 
 
-def _where(err: dict, test: Any) -> str:
+def _where(err: dict, test: TestCell) -> str:
     """Which part of a test cell raised: 'visible checks (line N)', 'hidden checks' or ''."""
     tb = _ANSI.sub("", "\n".join(err.get("traceback") or []))
     m = _CELL_LINE.search(tb)
@@ -549,12 +382,10 @@ def _brief(err: dict) -> dict:
     return {"ename": err.get("ename") or "Error", "evalue": value}
 
 
-def _score(res: SubmissionResult, events: list[dict], plan: dict, tokens: dict, ex: Any, killed: bool,
-           returncode: int | None, config: GradeConfig) -> None:
-    cells = {e.get("id"): e for e in events if e.get("event") == "cell"}
-    res.sandbox = next((e for e in events if e.get("event") == "sandbox"), {})
-    res.sandbox.pop("event", None)
-    done = next((e for e in events if e.get("event") == "done"), None)
+def _score(res: SubmissionResult, run: ConfinedRun, plan: dict, tokens: dict, ex: Exercises,
+           config: GradeConfig) -> None:
+    """Fill in tests, points, errors and status of ``res`` from the run's events."""
+    cells, done = run.cells, run.done
     peaks = [e["kernel"] for e in cells.values() if isinstance(e.get("kernel"), dict)]
     if peaks:
         res.kernel_peak_vm_mb = max(p.get("vm_peak_mb", 0) for p in peaks)
@@ -579,9 +410,9 @@ def _score(res: SubmissionResult, events: list[dict], plan: dict, tokens: dict, 
         tr = TestResult(test.grade_id, cid, 0.0, test.points, "not run", reinserted=p["reinserted"])
         if ev is not None:
             errs = ev.get("errors") or []
+            shown = [d.get("data") for d in ev.get("displayed") or [] if d.get("mime") == GRADE_MIME]
             token_ok = any(isinstance(g, dict) and g.get("grade_id") == test.grade_id
-                           and secrets.compare_digest(str(g.get("token", "")), tokens[test.grade_id])
-                           for g in ev.get("grade") or [])
+                           and secrets.compare_digest(str(g.get("token", "")), tokens[test.grade_id]) for g in shown)
             if ev.get("status") == "ok" and not errs and not ev.get("timed_out") and token_ok:
                 tr.result, tr.points = "passed", test.points
             else:
@@ -595,12 +426,13 @@ def _score(res: SubmissionResult, events: list[dict], plan: dict, tokens: dict, 
         res.tests.append(tr)
     res.points = float(sum(t.points for t in res.tests))
     outcome = (done or {}).get("outcome")
-    if killed or outcome == "stuck":
+    if run.killed or outcome == "stuck":
         res.status = "timeout"
-        res.message = (f"stopped at the {config.timeout:g} s time limit" if killed else (done or {}).get("message", ""))
+        res.message = f"stopped at the {config.timeout:g} s time limit" if run.killed else done.get("message", "")
     elif done is None:
         res.status = "crashed"
-        res.message = f"the grading process died (exit code {returncode})"
+        res.message = f"the grading process died (exit code {run.returncode})" + (
+            f": {run.log_tail}" if run.log_tail else "")
     elif outcome in ("crashed", "error"):
         res.status = "crashed"
         res.message = done.get("message", "")
@@ -645,7 +477,6 @@ def grade(submissions: list[str | Path], out: str | Path, instructor: list[str |
                                           sha256=job.sha256)
     runnable = [j for j in jobs if j.result is None]
     scratch = Path(tempfile.mkdtemp(prefix="genlab-grade-"))
-    os.chmod(scratch, 0o711)  # workers (maybe another user) enter their own job dir but cannot list the others
     try:
         with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
             futures = {pool.submit(_run_job, j, config, scratch, out): j for j in runnable}
@@ -761,181 +592,3 @@ def main(args: argparse.Namespace) -> int:
     print(f"graded {len(results)} notebook(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
           + f" -> {Path(args.out) / 'grades.csv'}")
     return 0
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The worker: runs in its own process, sandboxes itself, executes the notebook, reports each cell on a private pipe
-
-
-class _KernelStuck(Exception):
-    """A cell ran over its time limit and the kernel ignored the interrupt."""
-
-
-def _enter_sandbox(payload: dict) -> dict:
-    """Apply the limits to this process (the kernel inherits them). Returns what was obtained, for the gradebook."""
-    import resource
-
-    info: dict[str, Any] = {"pid": os.getpid()}
-    libc = None
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of the kernel stay ours to kill
-    if payload.get("isolate_network"):
-        info["network"] = _isolate_network(libc)
-    else:
-        info["network"] = "not isolated (disabled)"
-    user = payload.get("user")
-    if user and os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(user[1])
-        os.setuid(user[0])
-    try:
-        import pwd
-
-        info["user"] = pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError):
-        info["user"] = str(os.geteuid()) if hasattr(os, "geteuid") else "?"
-    if libc is not None:  # PR_SET_PDEATHSIG (after the uid change, which clears it): die with the grader
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != payload.get("parent_pid"):
-            os._exit(1)
-    cap = int(payload["memory_mb"]) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    fsize = int(payload["max_file_mb"]) * 2**20
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    info["memory"] = f"RLIMIT_AS {payload['memory_mb']} MB per process"
-    return info
-
-
-def _isolate_network(libc: Any) -> str:
-    """Move this process into a new network namespace with only loopback up; say what happened."""
-    if libc is None:
-        return f"not isolated: network namespaces need Linux (this is {sys.platform})"
-    import ctypes
-
-    clone_newnet, clone_newuser = 0x40000000, 0x10000000
-    how = "network namespace"
-    if libc.unshare(clone_newnet) != 0:
-        first = os.strerror(ctypes.get_errno())
-        uid, gid = os.getuid(), os.getgid()
-        if libc.unshare(clone_newuser | clone_newnet) != 0:
-            return (f"not isolated: unshare(CLONE_NEWNET) failed ({first}) and unprivileged user namespaces are "
-                    f"unavailable ({os.strerror(ctypes.get_errno())})")
-        try:
-            Path("/proc/self/setgroups").write_text("deny")
-            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-        except OSError as e:
-            return f"isolated, but the user namespace could not map ids ({e})"
-        how = "user + network namespace"
-    try:  # the kernel talks to its client over 127.0.0.1: bring loopback up (SIOCGIFFLAGS / SIOCSIFFLAGS)
-        import fcntl
-        import socket
-        import struct
-
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            flags = struct.unpack("16sh22x", fcntl.ioctl(s, 0x8913, struct.pack("16sh22x", b"lo", 0)))[1]
-            fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", b"lo", flags | 0x1))
-    except OSError as e:
-        return f"isolated ({how}), but loopback could not be brought up ({e}): the kernel may fail to start"
-    return f"isolated ({how}: loopback only)"
-
-
-def _kernel_memory() -> dict | None:
-    """Peak address space and peak RSS of this worker's child (the kernel), from /proc."""
-    for pid in _descendants(os.getpid()):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        vals = dict(ln.split(":", 1) for ln in status.splitlines() if ":" in ln)
-        if "ipykernel" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace"):
-            continue
-        mb = lambda k: round(int(vals.get(k, "0 kB").split()[0]) / 1024, 1)  # noqa: E731
-        return {"vm_peak_mb": mb("VmPeak"), "rss_peak_mb": mb("VmHWM")}
-    return None
-
-
-def _error_output(o: dict) -> dict:
-    return {"ename": str(o.get("ename", "")), "evalue": str(o.get("evalue", ""))[:2000],
-            "traceback": [str(t)[:2000] for t in (o.get("traceback") or [])[:30]]}
-
-
-def _execute(payload: dict, emit: Callable[..., None]) -> tuple[str, str]:
-    # jsonschema imports rfc3987_syntax (an IRI checker nbformat never needs) when present; it costs ~2 s per worker
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    import nbformat
-    import papermill
-    from nbclient.exceptions import DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    nb = nbformat.reads(payload["notebook"], as_version=4)
-    cell_timeout = float(payload["cell_timeout"])
-
-    def on_cell_executed(cell: Any, cell_index: int, execute_reply: dict | None, **_: Any) -> None:
-        reply = execute_reply or {}
-        timed_out = bool(reply) and "header" not in reply  # nbclient's stand-in reply after a cell timeout
-        content = reply.get("content", {})
-        outputs = cell.get("outputs", [])
-        errors = [_error_output(o) for o in outputs if o.get("output_type") == "error"]
-        grade = [o["data"][GRADE_MIME] for o in outputs
-                 if o.get("output_type") in ("display_data", "execute_result") and GRADE_MIME in o.get("data", {})]
-        emit("cell", id=cell.get("id"), index=cell_index, status=content.get("status"), timed_out=timed_out,
-             ename=content.get("ename"), evalue=str(content.get("evalue", ""))[:2000], errors=errors, grade=grade,
-             kernel=_kernel_memory())
-        if timed_out and not any(e["ename"] == "KeyboardInterrupt" for e in errors):
-            raise _KernelStuck(f"a cell ran over {cell_timeout:g} s and the kernel did not respond to the interrupt")
-
-    try:
-        papermill.execute_notebook(
-            nb, payload["output"], parameters=payload["parameters"], kernel_name="python3", cwd=payload["workdir"],
-            progress_bar=False, log_output=False, start_timeout=int(payload["start_timeout"]),
-            execution_timeout=cell_timeout,
-            # nbclient options (papermill passes them through): keep going past errors, interrupt a cell that runs
-            # over its time and go on, do not wait for a graceful shutdown
-            allow_errors=True, interrupt_on_timeout=True, raise_on_iopub_timeout=False, iopub_timeout=5,
-            error_on_timeout={"ename": "Timeout", "evalue": f"the cell ran over {cell_timeout:g} s", "traceback": []},
-            shutdown_kernel="immediate", on_cell_executed=on_cell_executed)
-    except PapermillExecutionError:
-        pass  # some cells raised: expected, they are scored from the events
-    except DeadKernelError:
-        return "crashed", "the kernel died (the notebook exited its process or was killed)"
-    except _KernelStuck as e:
-        return "stuck", str(e)
-    except Exception as e:  # noqa: BLE001 -- reported to the grader, which records it as 'crashed'
-        return "error", f"{type(e).__name__}: {str(e)[:300]}"
-    return "ok", ""
-
-
-def _worker_main(argv: list[str]) -> int:
-    """Entry point of the worker process: payload (JSON) on stdin, events (JSON lines) on the fd in argv."""
-    fd = int(argv[argv.index("--worker") + 1])
-    os.set_inheritable(fd, False)  # the kernel must not get the event pipe
-    payload = json.loads(sys.stdin.buffer.read())
-    events = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
-
-    def emit(event: str, **kw: Any) -> None:
-        events.write(json.dumps({"event": event, **kw}) + "\n")
-        events.flush()
-
-    emit("sandbox", **_enter_sandbox(payload))
-    try:
-        outcome, message = _execute(payload, emit)
-    except BaseException as e:  # noqa: BLE001
-        outcome, message = "error", f"{type(e).__name__}: {e}"
-    emit("done", outcome=outcome, message=message)
-    for pid in _descendants(os.getpid()):  # anything the notebook left running
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.path.pop(0)  # run by path: this file's folder must not shadow top-level modules
-    sys.exit(_worker_main(sys.argv[1:]))

@@ -36,8 +36,6 @@ from genlab.course.exercises import (
     Exercises,
     SolutionCell,
     course_notebooks,
-    is_solution_cell,
-    is_test_cell,
     parse_exercises,
     strip_regions,
 )
@@ -126,7 +124,7 @@ def find_leaks(ex: Exercises, released: Any) -> list[str]:
     if not secrets:
         return []
     found = []
-    places = [(f"notebook metadata", released.metadata)]
+    places = [("notebook metadata", released.metadata)]
     for i, cell in enumerate(released.cells):
         places += [(f"cell {i} outputs", cell.get("outputs", [])), (f"cell {i} attachments", cell.get("attachments")),
                    (f"cell {i} metadata", cell.get("metadata"))]
