@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from genlab.cli import main as cli
 from genlab.course.exercises import read_exercises
 from genlab.course.grade import CSV_COLUMNS, GRADE_MIME, GradeConfig, assemble, grade, match_instructor
 from genlab.course.release import release
@@ -362,3 +363,22 @@ def test_assemble_restores_tests_and_ignores_claims_of_student_cells(course):
     assert "BEGIN HIDDEN TESTS" in mean_test.source and mean_test.source.rstrip().endswith("reached the end")
     assert '"token": "t2"' in mean_test.source
     assert "nbgrader" not in run.cells[-1].metadata
+
+
+def test_grade_command_writes_the_gradebook(tmp_path, monkeypatch):
+    """The CLI path, with submissions that need no kernel: invalid files still get a row, and exit code 0."""
+    monkeypatch.setenv("GENLAB_INSTRUCTOR", str(FIXTURES / "instructor"))
+    junk = tmp_path / "01_squares_alice.ipynb"
+    junk.write_text('{"cells": 3}')
+    out = tmp_path / "grades"
+    assert cli(["grade", str(FIXTURES / "corrupt.ipynb"), str(junk), "--out", str(out), "--jobs", "2"]) == 0
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows == [
+        {"submission": "corrupt", "notebook": "", "points": "0", "max_points": "0", "status": "invalid"},
+        {"submission": "01_squares_alice", "notebook": "01_squares", "points": "0", "max_points": "3",
+         "status": "invalid"},
+    ]
+    assert "not a notebook" in (out / "feedback" / "01_squares_alice.md").read_text()
+    monkeypatch.setenv("GENLAB_INSTRUCTOR", str(tmp_path / "nowhere"))
+    assert cli(["grade", str(junk), "--out", str(out)]) == 1  # a usage error, said on stderr

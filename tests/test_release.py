@@ -196,10 +196,11 @@ def test_course_notebooks_grade_full_marks_and_their_release_fails_cleanly(tmp_p
     results = grade([*COURSE, tmp_path / "released"], tmp_path / "grades", instructor=COURSE,
                     config=GradeConfig(timeout=300, jobs=2))
     for r in results:
+        errors = [f"cell {e['index']} ({e['kind']}): {e['ename']}: {e['evalue']}" for e in r.errors]
         assert r.status == "ok", (r.path, r.message)
         if r.submission == "released":
             assert r.points == 0 and r.tests and all(t.result == "failed" for t in r.tests)
             assert {t.error["ename"] for t in r.tests} == {"NotImplementedError"}, r.path
-            assert all(e["ename"] == "NotImplementedError" and e["kind"] == "solution" for e in r.errors), r.errors
+            assert all(e["ename"] == "NotImplementedError" and e["kind"] == "solution" for e in r.errors), errors
         else:
-            assert r.points == r.max_points > 0 and not r.errors, (r.path, r.errors)
+            assert r.points == r.max_points > 0 and not r.errors, (r.path, errors)

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=int, default=1)
     g.add_argument("--timeout", type=float, default=600)
     g.add_argument("--memory-mb", type=int, default=4096)
+    g.add_argument("--instructor", default=None,
+                   help="folder (or notebook) of instructor notebooks (default: $GENLAB_INSTRUCTOR, else notebooks/)")
     g.set_defaults(func=_grade)
     return p
 

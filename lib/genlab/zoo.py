@@ -31,6 +31,11 @@ from genlab.train import TrainState, cleanup, init_distributed, is_main_process,
 #: name -> "module:attribute" of its Recipe (imported only when asked for, so `genlab --help` stays instant).
 RECIPES: dict[str, str] = {
     "digit_classifier": "genlab.models.digit_classifier:RECIPE",
+    "pixelcnn_mnist": "genlab.models.pixelcnn:PIXELCNN_MNIST",
+    "gated_pixelcnn_mnist": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST",
+    "gated_pixelcnn_mnist_cond": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST_COND",
+    "row_lstm_mnist": "genlab.models.pixelrnn:ROW_LSTM_RECIPE",
+    "diagonal_bilstm_mnist": "genlab.models.pixelrnn:DIAGONAL_BILSTM_RECIPE",
 }
 
 

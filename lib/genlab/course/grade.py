@@ -25,14 +25,16 @@ Statuses (``grades.csv``): ``ok``; ``timeout`` (wall-clock limit, or a cell over
 kernel or the worker died, e.g. ``os._exit``); ``memory`` (an allocation failed under the cap: ``MemoryError``, or
 torch's "can't allocate memory"); ``invalid``. Points always count the test cells that passed before the run ended.
 
-Memory cap: ``RLIMIT_AS`` bounds each process's address space, which counts mapped libraries too. Measured here,
-a kernel that imported torch and genlab and ran a small model peaks at about 0.8-1.1 GB of address space (grades.json
-records each kernel's peak), so the default 4096 MB leaves about 3 GB for data; the sandbox keeps threads and malloc
-arenas, which also count, small.
+Memory cap: ``RLIMIT_AS`` bounds each process's address space, which counts mapped libraries too. Measured here
+(grades.json records each kernel's peak), a kernel that imported torch and genlab peaks at 0.8 GB of address space,
+and 1.3 GB after running notebook 00 in the ci profile, so the default 4096 MB leaves well over 2 GB for data; the
+sandbox keeps threads and malloc arenas, which also count, small. We keep RLIMIT_AS rather than cgroups because it
+needs no privileges and works the same on every Linux (and is inherited by the kernel for free).
 
 Outputs in ``DIR``: ``grades.csv`` (submission, notebook, points, max_points, status), ``grades.json`` (per-test
 detail, errors per cell, the sandbox actually obtained, peak memory), ``feedback/<submission>.md`` per student and
-``executed/<submission>/<notebook>.ipynb`` (the run, for audit). Submissions are only read, never written.
+``executed/<submission>/<notebook>.ipynb`` (the run, for audit: it contains the hidden tests, so hand students their
+feedback file only). Submissions are only read, never written.
 
 Limits (state them to students and colleagues): the checks run in the student's kernel, so code written to attack
 this grader specifically (rewriting IPython's execution machinery, reading the run's tokens from the kernel's own

@@ -109,7 +109,7 @@ def run_confined(notebook: str, *, filename: str, data: bytes, limits: Limits, s
     r, w = os.pipe()
     t0 = time.monotonic()
     deadline = t0 + limits.timeout
-    log_path = jobdir.with_suffix(".log")  # outside the job folder: the notebook can neither read nor delete it
+    log_path = jobdir.with_suffix(".log")  # outside the job folder: the notebook cannot delete it
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", str(w)],
                                 stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(w,), cwd="/",
