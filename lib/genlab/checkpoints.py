@@ -22,8 +22,6 @@ import json
 import numbers
 import os
 import pickle
-import platform
-import subprocess
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -34,7 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.data.paths import REPO_ROOT, data_dir
+from genlab.data.paths import data_dir
+from genlab.provenance import git_commit, machine  # noqa: F401  (re-exported)
 
 KIND = "genlab-checkpoint"
 FORMAT_VERSION = 1
@@ -76,41 +75,7 @@ class Checkpoint:
 
 
 # --------------------------------------------------------------------------------------------------- provenance facts
-def git_commit(repo: str | os.PathLike = REPO_ROOT) -> str:
-    """``git rev-parse HEAD`` of ``repo`` (+ ``-dirty`` if tracked files changed); ``"unknown"`` without git/commits.
-
-    Untracked files do not count as dirty (the same rule as ``git describe --dirty``).
-    """
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    head = git("rev-parse", "HEAD")
-    if not head:
-        return "unknown"
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return head + ("-dirty" if status else "")
-
-
-def machine() -> dict[str, Any]:
-    """Where a run happened: OS, CPU model, core count, torch threads, accelerator (no host names)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
+# git_commit and machine live in genlab.provenance (re-exported here for callers of this module)
 
 
 # ----------------------------------------------------------------------------------------------------- save / load

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -177,34 +175,18 @@ def _display_path(path: Path) -> str:
 # ------------------------------------------------------------------------------------------ run-level facts
 
 def machine_info() -> dict[str, Any]:
-    """Where the run happened: OS, Python, CPUs, memory, and torch/CUDA facts from :func:`genlab.config.info`."""
+    """Where the run happened (:func:`genlab.provenance.machine`) plus the genlab version."""
     import genlab
-    from genlab.config import info
+    from genlab.provenance import machine
 
-    facts: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                             "cpu_count": os.cpu_count()}
-    if hasattr(os, "sched_getaffinity"):
-        facts["cpus_usable"] = len(os.sched_getaffinity(0))
-    try:
-        facts["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    facts["genlab"] = genlab.__version__
-    facts.update(info())
-    return facts
+    return {**machine(), "genlab": genlab.__version__}
 
 
-def git_commit() -> str | None:
-    """The repository's HEAD commit (None outside a git checkout or without git)."""
-    from genlab.data.paths import REPO_ROOT
+def git_commit() -> str:
+    """The repository's HEAD commit, ``-dirty`` if tracked files changed, ``"unknown"`` without git."""
+    from genlab.provenance import git_commit as commit
 
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if r.returncode != 0:
-        return None
-    return r.stdout.strip() or None
+    return commit()
 
 
 # ------------------------------------------------------------------------------------------------- writing
