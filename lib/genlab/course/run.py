@@ -3,7 +3,8 @@
     genlab run [NOTEBOOK...] [--profile P] [--jobs N] [--out DIR] [--timeout S] [--store]
 
 Why one process per notebook: papermill's ``--cwd`` is a process-wide ``chdir`` (DESIGN.md, "Tool facts"), and a
-separate process gives each notebook its own timeout, its own peak-memory figure (``os.wait4`` rusage) and a crash
+separate process gives each notebook its own timeout, its own peak-memory figure (sampled from /proc over the child
+ and its kernel, see :class:`MemoryPeak`) and a crash
 that cannot take the others down. Each child runs ``python -m papermill`` with
 
 * the kernel started in the notebook's folder (``--cwd``), so notebooks open sibling files by relative path;
