@@ -317,6 +317,15 @@ def sample_cached(model: nn.Module, n: int, image_size: int | tuple[int, int] = 
     stack once per row and one position of the horizontal stack per pixel. Returns (n, C, H, W) uint8.
     """
     model.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # every op works on (n, channels) vectors: intra-op threads only add overhead
+    try:
+        return _sample_cached(model, n, image_size, y, generator, n_pixels)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sample_cached(model: nn.Module, n: int, image_size, y, generator, n_pixels) -> torch.Tensor:
     hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, generator, n_pixels)
     if isinstance(model, GatedPixelCNN):
         state = _GatedCache(model, n, hh, ww, device, cond.get("y"))
