@@ -10,13 +10,7 @@ import torch.nn.functional as F
 from genlab.metrics.likelihood import bits_per_dim, evaluate_bpd, nats_per_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors, many small ops: one intra-op thread is fastest (and immune to a busy machine's spin-waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see tests/conftest.py
 
 
 def test_uniform_model_scores_exactly_8_bits_per_dim():

@@ -16,13 +16,7 @@ from genlab.zoo import get_recipe
 SMALL = dict(hidden=6, out_hidden=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread avoids intra-op synchronisation stalls on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see tests/conftest.py
 
 
 def _model(cls, seed: int = 0, **kw) -> torch.nn.Module:

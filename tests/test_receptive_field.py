@@ -11,13 +11,7 @@ from genlab.metrics.receptive_field import (COLOURS, causal_context, plot_recept
 from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors, many small ops: one intra-op thread is fastest (and immune to a busy machine's spin-waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see tests/conftest.py
 
 
 def offsets(k: int, centre: bool) -> list[tuple[int, int]]:
