@@ -182,13 +182,6 @@ def machine_info() -> dict[str, Any]:
     return {**machine(), "genlab": genlab.__version__}
 
 
-def git_commit() -> str:
-    """The repository's HEAD commit, ``-dirty`` if tracked files changed, ``"unknown"`` without git."""
-    from genlab.provenance import git_commit as commit
-
-    return commit()
-
-
 # ------------------------------------------------------------------------------------------------- writing
 
 def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:

@@ -40,6 +40,7 @@ import nbformat
 from genlab.course import report as reporting
 from genlab.course.report import PAPERMILL_TAGS
 from genlab.data.paths import REPO_ROOT
+from genlab.provenance import git_commit
 
 KERNEL_NAME = "python3"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -371,7 +372,7 @@ def run_notebooks(paths: list[str | os.PathLike] | None = None, *, profile: str 
     report: dict[str, Any] = {
         "profile": resolved, "requested_profile": profile,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "jobs": jobs, "timeout_s": timeout, "machine": reporting.machine_info(), "commit": reporting.git_commit(),
+        "jobs": jobs, "timeout_s": timeout, "machine": reporting.machine_info(), "commit": git_commit(),
         "notebooks": [],
     }
     t0 = time.monotonic()

@@ -6,10 +6,12 @@ The split is stratified (400 train / 100 test per class) and fixed by a seeded p
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
-from genlab.data.paths import embedded_file
+from genlab.data.paths import data_dir, embedded_file
 
 SPLIT_SEED = 20240405
 N_TRAIN_PER_CLASS = 400
@@ -29,6 +31,14 @@ def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
     return {"train": train_idx[rng.permutation(len(train_idx))], "test": test_idx[rng.permutation(len(test_idx))]}
 
 
+@lru_cache(maxsize=4)
+def _load(folder: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Read and checksum the file in ``folder`` once per process (evaluations call :func:`mnist5k` often)."""
+    with np.load(embedded_file("mnist5k.npz")) as z:
+        images, labels = z["images"], z["labels"]
+    return images, labels, split_indices(labels)
+
+
 def mnist5k(split: str = "train", *, as_uint8: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Load the embedded MNIST 5k split.
 
@@ -37,11 +47,9 @@ def mnist5k(split: str = "train", *, as_uint8: bool = False) -> tuple[torch.Tens
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    with np.load(embedded_file("mnist5k.npz")) as z:
-        images, labels = z["images"], z["labels"]
-    if split != "all":
-        idx = split_indices(labels)[split]
-        images, labels = images[idx], labels[idx]
-    x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+    images, labels, splits = _load(str(data_dir()))
+    idx = splits[split] if split != "all" else np.arange(len(labels))
+    images, labels = images[idx], labels[idx]  # fancy indexing copies: callers may modify what they get
+    x = torch.from_numpy(images).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     return (x if as_uint8 else x.float() / 255.0), y
