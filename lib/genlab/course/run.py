@@ -39,6 +39,7 @@ import nbformat
 
 from genlab.course import report as reporting
 from genlab.course.report import PAPERMILL_TAGS
+from genlab.course.proctree import descendants
 from genlab.data.paths import REPO_ROOT
 from genlab.provenance import git_commit
 
@@ -130,50 +131,6 @@ def papermill_command(source: Path, output: Path, profile: str, *, kernel: str =
 
 
 # ------------------------------------------------------------------------------------------- one child process
-
-def _parents() -> dict[int, int] | None:
-    """{pid: parent pid} of every process, from /proc (None where there is no /proc, e.g. macOS)."""
-    if not os.path.isdir("/proc/self"):
-        return None
-    out = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat_line = f.read()
-            except OSError:  # exited meanwhile
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'
-            out[int(entry.name)] = int(stat_line[stat_line.rindex(b")") + 2:].split()[1])
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    """Process ids below ``pid``: papermill's kernel and anything the kernel started (DataLoader workers, ...).
-
-    The kernel runs in a session of its own (jupyter_client starts it so), so signalling our child's process group
-    does not reach it; we signal these pids too.
-    """
-    parents = _parents()
-    if parents is None:
-        try:
-            import psutil  # installed with ipykernel; without it a kernel stops by itself once papermill is gone
-        except ImportError:
-            return []
-        try:
-            return [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        except psutil.Error:
-            return []
-    children: dict[int, list[int]] = {}
-    for child, parent in parents.items():
-        children.setdefault(parent, []).append(child)
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
-
 
 def _status_kib(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) of one process in KiB from /proc/PID/status; (0, 0) if it is gone."""
