@@ -1,0 +1,135 @@
+"""FID and KID in the feature spaces of the course's own networks ("FID-faces", "FID-digits"), computed with torchmetrics.
+
+Fréchet Inception Distance (Heusel et al. 2017, Eq. 6) and Kernel Inception Distance (Binkowski et al. 2018, Sec. 3)
+compare two image sets through the statistics of a fixed network's features:
+
+    FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))            (Gaussian fit of each feature set)
+    KID = MMD^2 with the cubic polynomial kernel k(a, b) = (a.b / d + 1)^3  (unbiased, averaged over random subsets)
+
+The Fréchet and MMD arithmetic is torchmetrics' (``FrechetInceptionDistance`` / ``KernelInceptionDistance`` with a
+custom ``feature`` module); this module only supplies the feature networks. Inception-v3 weights cannot be downloaded
+here, so the features come from small networks trained on the course's data and shipped as checkpoints:
+
+* ``"digits"``: the penultimate embedding (128-d) of the shipped digit classifier (genlab.models.digit_classifier);
+  images (B, 1, 28, 28) in [0, 1].
+* ``"faces"``: the penultimate embedding of the shipped face-factor regressor (genlab.models.face_regressor), trained on
+  the procedural faces world; images (B, 3, R, R) in [0, 1], any R >= 16 (resized to the net's resolution).
+
+Every number is named with its space -- ``fid_faces``, ``kid_digits`` -- and is comparable only with numbers of the same
+space, sample count and data (FID is biased upward for small sample counts; compare equal counts). The value is not
+Inception FID and must never be reported as such. Any ``nn.Module`` with a ``num_features`` attribute that maps an image
+batch to (B, num_features) can be passed as ``space`` instead (e.g. a locally available Inception network).
+"""
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+SPACES = ("digits", "faces")
+
+
+class FeatureSpace(nn.Module):
+    """A frozen feature network with the input checks of its domain: images (B, C, H, W) -> features (B, d) float64.
+
+    name: "digits" / "faces"; net: a module with ``features(x)``; channels, size: the input the net was trained on
+    (``size`` None = any size); images of another square size are resized bilinearly (antialiased) to ``size``.
+    """
+
+    def __init__(self, name: str, net: nn.Module, num_features: int, channels: int, size: int | None):
+        super().__init__()
+        self.name, self.net, self.channels, self.size = name, net.eval(), channels, size
+        self.num_features = num_features              # torchmetrics reads this instead of probing with a 299x299 image
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def check(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{self.name} features need images of shape (B, {self.channels}, H, W) in [0, 1], "
+                             f"got {shape}")
+        if not x.is_floating_point():
+            raise TypeError(f"{self.name} features need float images in [0, 1], got {x.dtype} (divide uint8 by 255)")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -0.01 or hi > 1.01:
+            raise ValueError(f"{self.name} features need images in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; map "
+                             "tanh outputs in [-1, 1] with (x + 1) / 2")
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x)
+        x = x.clamp(0, 1)
+        if self.size is not None and x.shape[-2:] != (self.size, self.size):
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+                                          align_corners=False)
+        return self.net.features(x).double()
+
+
+@lru_cache(maxsize=8)
+def _shipped_space(name: str, device: str) -> FeatureSpace:
+    from genlab.checkpoints import load_pretrained
+
+    if name == "digits":
+        net = load_pretrained("digit_classifier", map_location=device).model
+        return FeatureSpace("digits", net, net.config.channels[-1], channels=1, size=28)
+    if name == "faces":
+        net = load_pretrained("face_regressor", map_location=device).model
+        return FeatureSpace("faces", net, net.num_features, channels=3, size=net.config.resolution)
+    raise ValueError(f"unknown feature space {name!r}: use one of {SPACES} or pass an nn.Module with num_features")
+
+
+def feature_space(space: str | nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """The feature network of ``space`` ("digits", "faces", or a module with ``num_features``) on ``device``."""
+    if isinstance(space, nn.Module):
+        if not isinstance(getattr(space, "num_features", None), int):
+            raise TypeError("a custom feature network needs an int attribute num_features (its output width)")
+        return space.to(device).eval()
+    return _shipped_space(space, str(torch.device(device)))
+
+
+def _feed(metric, images: torch.Tensor, real: bool, batch_size: int, device: torch.device) -> None:
+    if len(images) < 2:
+        raise ValueError(f"need at least 2 images per set, got {len(images)}")
+    for i in range(0, len(images), batch_size):
+        metric.update(images[i:i + batch_size].to(device), real=real)
+
+
+def fid(real: torch.Tensor, fake: torch.Tensor, space: str | nn.Module = "faces", *, batch_size: int = 500,
+        device: torch.device | str = "cpu") -> float:
+    """FID between two image sets in ``space``'s features: real, fake (N, C, H, W) float in [0, 1] -> float >= 0.
+
+    Equal N on both sides make numbers comparable (FID's bias grows as N shrinks); the course uses 1000-5000.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    device = torch.device(device)
+    metric = FrechetInceptionDistance(feature=feature_space(space, device), reset_real_features=True).to(device)
+    _feed(metric, real, True, batch_size, device)
+    _feed(metric, fake, False, batch_size, device)
+    return max(float(metric.compute()), 0.0)     # tiny negative values are round-off of a zero distance
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor, space: str | nn.Module = "faces", *, subsets: int = 50,
+        subset_size: int | None = None, batch_size: int = 500, seed: int = 0,
+        device: torch.device | str = "cpu") -> tuple[float, float]:
+    """KID (mean, std over ``subsets`` random subsets of ``subset_size``, default min(N_real, N_fake, 1000)).
+
+    The subsets are drawn from a generator seeded with ``seed`` inside a forked RNG, so the value is repeatable and the
+    caller's random stream is untouched.
+    """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    device = torch.device(device)
+    size = subset_size or min(len(real), len(fake), 1000)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        metric = KernelInceptionDistance(feature=feature_space(space, device), subsets=subsets,
+                                         subset_size=size).to(device)
+    _feed(metric, real, True, batch_size, device)
+    _feed(metric, fake, False, batch_size, device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
