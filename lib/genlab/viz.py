@@ -249,3 +249,48 @@ def image_browser(images: torch.Tensor, labels=None, *, value_range: tuple[float
 
     slider.observe(on_change, names="value")
     return widgets.VBox([slider, picture, text])
+
+
+def face_editor(resolution: int = 128, **initial):
+    """Edit a procedural face by hand: one slider per factor of :mod:`genlab.data.faces` (ranges from ``FACTORS``),
+    a detail-seed slider, and the face, re-rendered whenever a slider moves: an ipywidgets
+    ``HBox(VBox(sliders...), Image)``.
+
+    initial: starting factor values by name (the others start at ``faces.NEUTRAL``) and ``detail_seed`` (default 0),
+    e.g. ``face_editor(yaw=0.5, smile=1.0)``; unknown names and out-of-range values raise ValueError. resolution:
+    pixels per side of the render (>= 16); the PNG is scaled up by an integer factor (nearest) to about 256 pixels.
+    Works without a frontend, like :func:`image_browser`. ``box.children[0].children`` are the sliders in
+    ``FACTORS`` order, then the seed slider; ``box.children[1]`` is the ``ipywidgets.Image``.
+    """
+    import ipywidgets as widgets
+    from PIL import Image
+
+    from genlab.data.faces import FACTORS, neutral_factors, render_faces
+
+    seed = initial.pop("detail_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"detail_seed must be an int >= 0, got {seed!r}")
+    start = neutral_factors(**initial)[0].tolist()  # validates names and ranges
+    scale = max(1, round(256 / resolution))
+
+    def png(values: list[float], detail_seed: int) -> bytes:
+        face = render_faces(torch.tensor([values]), resolution, detail_seeds=[detail_seed])
+        pixels = _to_uint8_hwc(face[0])
+        buf = io.BytesIO()
+        Image.fromarray(pixels.repeat(scale, axis=0).repeat(scale, axis=1)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    style = {"description_width": "110px"}
+    sliders = [widgets.FloatSlider(value=value, min=f.low, max=f.high, step=(f.high - f.low) / 200,
+                                   description=f.name, readout_format=".3f", style=style, tooltip=f.doc)
+               for f, value in zip(FACTORS, start)]
+    seed_slider = widgets.IntSlider(value=seed, min=0, max=max(999, seed), description="detail_seed", style=style)
+    side = resolution * scale
+    picture = widgets.Image(value=png(start, seed), format="png", width=side, height=side)
+
+    def on_change(_):
+        picture.value = png([s.value for s in sliders], seed_slider.value)
+
+    for s in [*sliders, seed_slider]:
+        s.observe(on_change, names="value")
+    return widgets.HBox([widgets.VBox([*sliders, seed_slider]), picture])
