@@ -36,6 +36,7 @@ RECIPES: dict[str, str] = {
     "gated_pixelcnn_mnist_cond": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST_COND",
     "row_lstm_mnist": "genlab.models.pixelrnn:ROW_LSTM_RECIPE",
     "diagonal_bilstm_mnist": "genlab.models.pixelrnn:DIAGONAL_BILSTM_RECIPE",
+    "face_regressor": "genlab.models.face_regressor:RECIPE",
     "dcgan_mnist": "genlab.models.dcgan:DCGAN_MNIST",
     "dcgan_faces32": "genlab.models.dcgan:DCGAN_FACES32",
 }
