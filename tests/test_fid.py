@@ -57,15 +57,22 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.transpose(2, 3).expand(c, 1, -1, 1), groups=c)
 
 
-def test_fid_digits_floor_is_small_and_grows_with_blur_and_noise():
-    train, _ = mnist5k("train")
-    test, _ = mnist5k("test")
-    real_a, real_b = train[:600], test[:600]              # two disjoint real sets
-    floor = fid(real_a, real_b, "digits")
-    blurs = [fid(real_a, _blur(real_b, s), "digits") for s in (0.7, 1.2, 2.0)]
+def _two_real_sets(space: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """600 + 600 disjoint real images of the space's domain, in [0, 1]."""
+    if space == "digits":
+        return mnist5k("train")[0][:600], mnist5k("test")[0][:600]
+    from genlab.data.faces import faces
+    return faces("train", n=600, resolution=32)[0], faces("test", n=600, resolution=32)[0]
+
+
+@pytest.mark.parametrize("space", ["digits", "faces"])
+def test_fid_floor_is_small_and_grows_with_blur_and_noise(space):
+    real_a, real_b = _two_real_sets(space)
+    floor = fid(real_a, real_b, space)
+    blurs = [fid(real_a, _blur(real_b, s), space) for s in (1.0, 1.6, 2.5)]
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(real_b.shape, generator=g)
-    noisy = [fid(real_a, (real_b + s * noise).clamp(0, 1), "digits") for s in (0.1, 0.25, 0.5)]
+    noisy = [fid(real_a, (real_b + s * noise).clamp(0, 1), space) for s in (0.1, 0.25, 0.5)]
     assert floor < 0.25 * min(blurs[0], noisy[0]), (floor, blurs, noisy)
     assert blurs == sorted(blurs) and noisy == sorted(noisy), (blurs, noisy)
 

@@ -463,10 +463,10 @@ def _pixelcnn_config(profile: str) -> dict:
 
 def _gated_config(profile: str, n_classes: int = 0) -> dict:
     model = {"ci": GatedPixelCNNConfig(channels=8, n_layers=2, head_channels=16),
-             "cpu": GatedPixelCNNConfig(channels=32, n_layers=5, head_channels=64),
+             "cpu": GatedPixelCNNConfig(channels=48, n_layers=6, head_channels=96),
              "gpu": GatedPixelCNNConfig(channels=128, n_layers=12, head_channels=256)}[profile]
     model.n_classes = n_classes
-    train = {"ci": dict(steps=4, batch_size=16), "cpu": dict(steps=700, batch_size=32),
+    train = {"ci": dict(steps=4, batch_size=16), "cpu": dict(steps=2400, batch_size=32),
              "gpu": dict(steps=20000, batch_size=64)}[profile]
     return {"model": asdict(model), "train": {**train, "lr": 3e-3, "warmup": 0.03, "ema_decay": 0.995,
                                              "clip": 1.0, "eval_every": max(train["steps"] // 8, 1)}}

@@ -1,0 +1,76 @@
+"""The shipped GAN-side checkpoints (DCGANs, face regressor) reproduce their provenance; recipes train end to end."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from genlab.checkpoints import load_pretrained, read_provenance, shipped_path
+from genlab.data.paths import sha256
+from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor"])
+def test_provenance_describes_the_shipped_file(name):
+    prov = read_provenance(name)
+    assert prov["command"] == f"genlab train {name} --profile cpu --ship"
+    assert prov["sha256"] == sha256(shipped_path(name)) and prov["train_seconds"] > 0 and prov["seed"] == 0
+    cpu_config = json.loads(json.dumps(get_recipe(name).config("cpu")))      # tuples -> lists, as in the JSON
+    assert prov["config"] == cpu_config, "the shipped file was trained with another cpu config"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor"])
+def test_shipped_checkpoint_reproduces_its_metrics(name):
+    for check in evaluate_shipped(name, device="cpu"):
+        assert check.ok, (name, check)
+
+
+def test_dcgan_fid_is_far_below_an_untrained_generator_and_above_the_real_floor():
+    from genlab.data.mnist import mnist5k
+    from genlab.metrics.fid import fid
+    from genlab.models.dcgan import DCGANConfig, Generator, generate
+
+    prov = read_provenance("dcgan_mnist")["metrics"]["fid_digits"]
+    torch.manual_seed(0)
+    untrained = fid(mnist5k("test")[0][:500], generate(Generator(DCGANConfig()), 500), "digits")
+    floor = fid(mnist5k("train")[0][:1000], mnist5k("test")[0], "digits")
+    assert floor < prov < 0.2 * untrained, (floor, prov, untrained)
+
+
+def test_face_regressor_reads_the_factors():
+    prov = read_provenance("face_regressor")["metrics"]
+    assert prov["test_r2_mean"] > 0.8 and prov["test_r2_mean_32"] > 0.7, prov
+    for factor in ("yaw", "skin_tone", "hair_hue", "bg_hue", "mouth_open"):
+        assert prov[f"test_r2_{factor}"] > 0.8, (factor, prov[f"test_r2_{factor}"])
+
+
+def test_face_regressor_recipe_trains_and_resumes(tmp_path):
+    from genlab.config import setup
+    from genlab.data.faces import N_FACTORS
+
+    model = train_recipe("face_regressor", setup("ci", 0), out=tmp_path, progress=False)
+    assert (tmp_path / "face_regressor" / "ci" / "last.pt").exists()
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, N_FACTORS)
+
+
+def test_training_batches_are_a_function_of_the_step():
+    from genlab.models.face_regressor import training_batch
+
+    a, fa = training_batch(3, 4, 64, 0.5)
+    b, fb = training_batch(3, 4, 64, 0.5)
+    c, _ = training_batch(4, 4, 64, 0.5)
+    assert torch.equal(a, b) and torch.equal(fa, fb) and not torch.equal(a, c)
+    assert fa.abs().max() <= 1.0 and a.min() >= 0 and a.max() <= 1
+
+
+def test_dcgan_recipes_train_in_the_ci_profile(tmp_path):
+    from genlab.config import setup
+
+    G = train_recipe("dcgan_mnist", setup("ci", 0), out=tmp_path, progress=False)
+    assert G(torch.randn(3, 64)).shape == (3, 1, 28, 28)
+    ckpt = load_pretrained("dcgan_faces32").model
+    assert ckpt(torch.randn(2, 64)).shape == (2, 3, 32, 32)
