@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data.mnist import mnist5k
-from genlab.metrics.fid import feature_space, fid, kid
+from genlab.metrics.fid import feature_space, features, fid, kid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,13 +68,25 @@ def _two_real_sets(space: str) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("space", ["digits", "faces"])
 def test_fid_floor_is_small_and_grows_with_blur_and_noise(space):
     real_a, real_b = _two_real_sets(space)
-    floor = fid(real_a, real_b, space)
-    blurs = [fid(real_a, _blur(real_b, s), space) for s in (1.0, 1.6, 2.5)]
+    ref = features(real_a, space)                        # embedded once, compared seven times
+    floor = fid(ref, real_b, space)
+    blurs = [fid(ref, _blur(real_b, s), space) for s in (1.0, 1.6, 2.5)]
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(real_b.shape, generator=g)
-    noisy = [fid(real_a, (real_b + s * noise).clamp(0, 1), space) for s in (0.1, 0.25, 0.5)]
+    noisy = [fid(ref, (real_b + s * noise).clamp(0, 1), space) for s in (0.1, 0.25, 0.5)]
     assert floor < 0.25 * min(blurs[0], noisy[0]), (floor, blurs, noisy)
     assert blurs == sorted(blurs) and noisy == sorted(noisy), (blurs, noisy)
+
+
+def test_precomputed_features_give_the_same_numbers_and_spaces_do_not_mix():
+    a, b = mnist5k("train")[0][:300], mnist5k("test")[0][:300]
+    fa, fb = features(a, "digits"), features(b, "digits")
+    assert fa.values.shape == (300, 128) and fa.space == "digits"
+    assert fid(fa, fb, "digits") == pytest.approx(fid(a, b, "digits"), rel=1e-9)
+    assert kid(fa, b, "digits", subsets=10, subset_size=100) == pytest.approx(
+        kid(a, b, "digits", subsets=10, subset_size=100), rel=1e-9)
+    with pytest.raises(ValueError, match="cannot be compared"):
+        fid(fa, fb, "faces")
 
 
 def test_feature_space_rejects_wrong_inputs():

@@ -13,7 +13,10 @@ here, so the features come from small networks trained on the course's data and 
 * ``"digits"``: the penultimate embedding (128-d) of the shipped digit classifier (genlab.models.digit_classifier);
   images (B, 1, 28, 28) in [0, 1].
 * ``"faces"``: the penultimate embedding of the shipped face-factor regressor (genlab.models.face_regressor), trained on
-  the procedural faces world; images (B, 3, R, R) in [0, 1], any R >= 16 (resized to the net's resolution).
+  the procedural faces world; images (B, 3, R, R) in [0, 1], any R >= 16 (the regressor resizes to its resolution).
+
+:func:`features` embeds an image set once; :func:`fid` and :func:`kid` take images or such :class:`Features`, so a
+reference set scored against several generators (or with both metrics) is embedded only once.
 
 Every number is named with its space -- ``fid_faces``, ``kid_digits`` -- and is comparable only with numbers of the same
 space, sample count and data (FID is biased upward for small sample counts; compare equal counts). The value is not
@@ -23,6 +26,7 @@ batch to (B, num_features) can be passed as ``space`` instead (e.g. a locally av
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -34,13 +38,13 @@ SPACES = ("digits", "faces")
 class FeatureSpace(nn.Module):
     """A frozen feature network with the input checks of its domain: images (B, C, H, W) -> features (B, d) float64.
 
-    name: "digits" / "faces"; net: a module with ``features(x)``; channels, size: the input the net was trained on
-    (``size`` None = any size); images of another square size are resized bilinearly (antialiased) to ``size``.
+    name: "digits" / "faces"; net: a module with ``features(x)`` (which checks and, for faces, resizes its input);
+    channels: the image channels the net reads.
     """
 
-    def __init__(self, name: str, net: nn.Module, num_features: int, channels: int, size: int | None):
+    def __init__(self, name: str, net: nn.Module, num_features: int, channels: int):
         super().__init__()
-        self.name, self.net, self.channels, self.size = name, net.eval(), channels, size
+        self.name, self.net, self.channels = name, net.eval(), channels
         self.num_features = num_features              # torchmetrics reads this instead of probing with a 299x299 image
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -60,11 +64,7 @@ class FeatureSpace(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x)
-        x = x.clamp(0, 1)
-        if self.size is not None and x.shape[-2:] != (self.size, self.size):
-            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
-                                          align_corners=False)
-        return self.net.features(x).double()
+        return self.net.features(x.clamp(0, 1)).double()
 
 
 @lru_cache(maxsize=8)
@@ -73,10 +73,10 @@ def _shipped_space(name: str, device: str) -> FeatureSpace:
 
     if name == "digits":
         net = load_pretrained("digit_classifier", map_location=device).model
-        return FeatureSpace("digits", net, net.config.channels[-1], channels=1, size=28)
+        return FeatureSpace("digits", net, net.config.channels[-1], channels=1)
     if name == "faces":
         net = load_pretrained("face_regressor", map_location=device).model
-        return FeatureSpace("faces", net, net.num_features, channels=3, size=net.config.resolution)
+        return FeatureSpace("faces", net, net.num_features, channels=3)
     raise ValueError(f"unknown feature space {name!r}: use one of {SPACES} or pass an nn.Module with num_features")
 
 
@@ -89,46 +89,88 @@ def feature_space(space: str | nn.Module, device: torch.device | str = "cpu") ->
     return _shipped_space(space, str(torch.device(device)))
 
 
-def _feed(metric, images: torch.Tensor, real: bool, batch_size: int, device: torch.device) -> None:
-    if len(images) < 2:
-        raise ValueError(f"need at least 2 images per set, got {len(images)}")
-    for i in range(0, len(images), batch_size):
-        metric.update(images[i:i + batch_size].to(device), real=real)
+@dataclass(frozen=True)
+class Features:
+    """The features of one image set in one space, computed once and reused by several :func:`fid` / :func:`kid`
+    calls (a real reference set scored against many generators). values: (N, d) float64 on the CPU."""
+
+    space: str
+    values: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.values)
 
 
-def fid(real: torch.Tensor, fake: torch.Tensor, space: str | nn.Module = "faces", *, batch_size: int = 500,
-        device: torch.device | str = "cpu") -> float:
-    """FID between two image sets in ``space``'s features: real, fake (N, C, H, W) float in [0, 1] -> float >= 0.
+def _space_name(space: str | nn.Module) -> str:
+    return space if isinstance(space, str) else type(space).__name__
 
+
+@torch.no_grad()
+def features(images: torch.Tensor, space: str | nn.Module = "faces", *, batch_size: int = 500,
+             device: torch.device | str = "cpu") -> Features:
+    """Features of ``images`` (N, C, H, W) float in [0, 1] in ``space``, batch by batch -> :class:`Features`."""
+    net = feature_space(space, device)
+    out = [net(images[i:i + batch_size].to(device)).double().cpu() for i in range(0, len(images), batch_size)]
+    return Features(_space_name(space), torch.cat(out) if out else torch.empty(0, net.num_features))
+
+
+class _Given(nn.Module):
+    """The identity on precomputed features: torchmetrics' statistics run on what :func:`features` computed."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f
+
+
+def _pair(real, fake, space, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets as (N, d) features of the same space; images are embedded here, Features are taken as they are."""
+    sets = [x if isinstance(x, Features) else features(x, space, batch_size=batch_size, device=device)
+            for x in (real, fake)]
+    want = _space_name(space)
+    for f in sets:
+        if f.space != want:
+            raise ValueError(f"features of space {f.space!r} cannot be compared in space {want!r}")
+        if len(f) < 2:
+            raise ValueError(f"need at least 2 images per set, got {len(f)}")
+    return sets[0].values, sets[1].values
+
+
+def fid(real: torch.Tensor | Features, fake: torch.Tensor | Features, space: str | nn.Module = "faces", *,
+        batch_size: int = 500, device: torch.device | str = "cpu") -> float:
+    """FID between two image sets in ``space``'s features -> float >= 0.
+
+    real, fake: images (N, C, H, W) float in [0, 1], or their :class:`Features` in the same space.
     Equal N on both sides make numbers comparable (FID's bias grows as N shrinks); the course uses 1000-5000.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    device = torch.device(device)
-    metric = FrechetInceptionDistance(feature=feature_space(space, device), reset_real_features=True).to(device)
-    _feed(metric, real, True, batch_size, device)
-    _feed(metric, fake, False, batch_size, device)
+    a, b = _pair(real, fake, space, batch_size, device)
+    metric = FrechetInceptionDistance(feature=_Given(a.shape[1]), reset_real_features=True)
+    metric.update(a, real=True)
+    metric.update(b, real=False)
     return max(float(metric.compute()), 0.0)     # tiny negative values are round-off of a zero distance
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, space: str | nn.Module = "faces", *, subsets: int = 50,
-        subset_size: int | None = None, batch_size: int = 500, seed: int = 0,
+def kid(real: torch.Tensor | Features, fake: torch.Tensor | Features, space: str | nn.Module = "faces", *,
+        subsets: int = 50, subset_size: int | None = None, batch_size: int = 500, seed: int = 0,
         device: torch.device | str = "cpu") -> tuple[float, float]:
     """KID (mean, std over ``subsets`` random subsets of ``subset_size``, default min(N_real, N_fake, 1000)).
 
-    The subsets are drawn from a generator seeded with ``seed`` inside a forked RNG, so the value is repeatable and the
-    caller's random stream is untouched.
+    real, fake as in :func:`fid`. The subsets are drawn from a generator seeded with ``seed`` inside a forked RNG, so
+    the value is repeatable and the caller's random stream is untouched.
     """
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    device = torch.device(device)
-    size = subset_size or min(len(real), len(fake), 1000)
+    a, b = _pair(real, fake, space, batch_size, device)
+    size = subset_size or min(len(a), len(b), 1000)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = KernelInceptionDistance(feature=feature_space(space, device), subsets=subsets,
-                                         subset_size=size).to(device)
-    _feed(metric, real, True, batch_size, device)
-    _feed(metric, fake, False, batch_size, device)
+        metric = KernelInceptionDistance(feature=_Given(a.shape[1]), subsets=subsets, subset_size=size)
+    metric.update(a, real=True)
+    metric.update(b, real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mean, std = metric.compute()

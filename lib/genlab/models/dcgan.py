@@ -137,25 +137,29 @@ class Discriminator(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------------ recipes
-N_FID = {"dcgan_mnist": 1000, "dcgan_faces32": 2000}   # samples per side of the shipped checkpoints' FID
+@dataclass(frozen=True)
+class _Domain:
+    """What a DCGAN recipe trains on and how it is scored: the feature space of its FID, the image shape, the cpu
+    training steps, and the number of samples per side of its FID."""
+
+    space: str
+    image_size: int
+    channels: int
+    cpu_steps: int
+    n_fid: int
+
+    def real(self, split: str) -> torch.Tensor:
+        """Real images in [0, 1]: MNIST 5k ("train" 4000 / "test" 1000) or faces at 32x32 (all of "train" / the first
+        n_fid of "test")."""
+        if self.space == "digits":
+            from genlab.data.mnist import mnist5k
+            return mnist5k(split)[0]
+        from genlab.data.faces import faces
+        return faces(split, n=self.n_fid if split == "test" else None, resolution=self.image_size)[0]
 
 
-def _real_train(name: str) -> torch.Tensor:
-    """The training images of recipe ``name`` in [-1, 1]: MNIST 5k train (4000, 1, 28, 28) or faces train at 32x32."""
-    if name == "dcgan_mnist":
-        from genlab.data.mnist import mnist5k
-        return mnist5k("train")[0] * 2 - 1
-    from genlab.data.faces import faces
-    return faces("train", resolution=32)[0] * 2 - 1
-
-
-def _real_test(name: str) -> torch.Tensor:
-    """The reference set of recipe ``name``'s FID, in [0, 1]: MNIST 5k test (1000) or the first 2000 test faces."""
-    if name == "dcgan_mnist":
-        from genlab.data.mnist import mnist5k
-        return mnist5k("test")[0]
-    from genlab.data.faces import faces
-    return faces("test", n=N_FID[name], resolution=32)[0]
+_DOMAINS = {"dcgan_mnist": _Domain("digits", 28, 1, cpu_steps=6000, n_fid=1000),
+            "dcgan_faces32": _Domain("faces", 32, 3, cpu_steps=5000, n_fid=2000)}
 
 
 @torch.no_grad()
@@ -174,10 +178,10 @@ def generate(G: nn.Module, n: int, *, seed: int = 0, batch_size: int = 500) -> t
 def _config(name: str, profile: str) -> dict:
     """cpu: about 10 (digits) / 20 (faces) minutes on one CPU thread; ci: a smoke run of the recipe (notebooks load
     the shipped cpu checkpoints in every profile); gpu: wider networks trained longer."""
-    size, ch = (28, 1) if name == "dcgan_mnist" else (32, 3)
+    d = _DOMAINS[name]
     width = {"ci": 8, "cpu": 32, "gpu": 64}[profile]
-    model = DCGANConfig(image_size=size, channels=ch, z_dim=64, g_width=width, d_width=width)
-    steps = {"ci": 4, "cpu": 6000 if name == "dcgan_mnist" else 5000, "gpu": 40000}[profile]
+    model = DCGANConfig(image_size=d.image_size, channels=d.channels, z_dim=64, g_width=width, d_width=width)
+    steps = {"ci": 4, "cpu": d.cpu_steps, "gpu": 40000}[profile]
     return {"model": asdict(model),
             "train": {"steps": steps, "batch_size": 16 if profile == "ci" else 64, "lr": 2e-4, "betas": [0.5, 0.999],
                       "loss": "nonsaturating", "ema_decay": 0.999}}
@@ -194,18 +198,19 @@ def _train(name: str, G: Generator, config: dict, job) -> "TrainState":
     state = gan_state(G, D, torch.optim.Adam(G.parameters(), t["lr"], betas=betas),
                       torch.optim.Adam(D.parameters(), t["lr"], betas=betas), ema_decay=t["ema_decay"])
     step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=cfg.z_dim))
-    return fit(state, step, StepBatches(_real_train(name), batch_size=t["batch_size"], seed=job.seed), t["steps"],
+    real = _DOMAINS[name].real("train") * 2 - 1                                      # [0, 1] -> [-1, 1]
+    return fit(state, step, StepBatches(real, batch_size=t["batch_size"], seed=job.seed), t["steps"],
                device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
                resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
 
 
 def _evaluate(name: str, G: nn.Module, device: torch.device) -> dict[str, float]:
-    """FID of N_FID[name] samples (seed 0) against as many held-out real images, in the domain's feature space."""
+    """FID of n_fid samples (seed 0) against as many held-out real images, in the domain's feature space."""
     from genlab.metrics.fid import fid
 
-    space = "digits" if name == "dcgan_mnist" else "faces"
-    real = _real_test(name)
-    return {f"fid_{space}": fid(real, generate(G.to(device), len(real)), space, device=device)}
+    d = _DOMAINS[name]
+    real = d.real("test")
+    return {f"fid_{d.space}": fid(real, generate(G.to(device), len(real)), d.space, device=device)}
 
 
 def _build(model_config: dict) -> Generator:
@@ -217,7 +222,7 @@ def _recipe(name: str, summary: str, data: str):
 
     return Recipe(name=name, summary=summary, build=_build, config=lambda p: _config(name, p),
                   train=lambda m, c, j: _train(name, m, c, j), evaluate=lambda m, d: _evaluate(name, m, d),
-                  metrics={f"fid_{'digits' if name == 'dcgan_mnist' else 'faces'}": 0.05}, data=data)
+                  metrics={f"fid_{_DOMAINS[name].space}": 0.05}, data=data)
 
 
 DCGAN_MNIST = _recipe("dcgan_mnist", "DCGAN generator (EMA) on MNIST 5k, 28x28 grey",

@@ -43,7 +43,7 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class FaceRegressor(nn.Module):
-    """x: (B, 3, R, R) in [0, 1] (R = config.resolution) -> normalized factors (B, N_FACTORS), each ~[-1, 1]."""
+    """x: (B, 3, H, H) in [0, 1] (resized to config.resolution) -> normalized factors (B, N_FACTORS), each ~[-1, 1]."""
 
     def __init__(self, config: FaceRegressorConfig | None = None):
         super().__init__()
@@ -62,12 +62,12 @@ class FaceRegressor(nn.Module):
         return self.config.channels[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate embedding: (B, 3, R, R) in [0, 1] -> (B, channels[-1]) >= 0 (ReLU, then average pooling)."""
-        r = self.config.resolution
-        if x.dim() != 4 or x.shape[1:] != (3, r, r):
-            raise ValueError(f"FaceRegressor expects images of shape (B, 3, {r}, {r}) in [0, 1], got "
-                             f"{tuple(x.shape)} (resize first, or use genlab.metrics.fid.feature_space('faces'), "
-                             "which resizes)")
+        """Penultimate embedding: (B, 3, H, H) in [0, 1], any H >= 16 (resized to config.resolution) -> (B,
+        channels[-1]) >= 0 (ReLU, then average pooling)."""
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[2] < 16:
+            raise ValueError(f"FaceRegressor expects square RGB images of shape (B, 3, H, H), H >= 16, in [0, 1], got "
+                             f"{tuple(x.shape)}")
+        x = resize(x, self.config.resolution)
         return self.trunk(x * 2 - 1).mean(dim=(2, 3))      # global average pooling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +81,7 @@ class FaceRegressor(nn.Module):
         dev = next(self.parameters()).device
         out = []
         for i in range(0, len(x), batch_size):
-            out.append(self(resize(x[i:i + batch_size].to(dev), self.config.resolution)).cpu())
+            out.append(self(x[i:i + batch_size].to(dev)).cpu())
         self.train(was)
         return denormalize_factors(torch.cat(out).clamp(-1, 1))
 
