@@ -6,6 +6,11 @@ D (D's weights frozen, so G's backward pass leaves D's gradients alone). The los
 Optionally D is regularised with the R1 penalty gamma/2 * ||grad_x D(x)||^2 on real data (Mescheder et al. 2018,
 Eq. 9), lazily every ``r1_every`` steps with the weight multiplied by ``r1_every`` so that its average strength is
 unchanged (StyleGAN2, Karras et al. 2020, Sec. 3.1). fit keeps an EMA of G (as ProGAN does, Karras et al. 2018).
+StyleGAN2's path-length regularization of G (Sec. 3.2) is a separate, lazy G update every ``pl_every`` steps (the
+official "Greg" phase) on a batch shrunk by ``pl_batch_shrink``, weighted by ``pl_weight * pl_every``; it needs a G
+with ``map(z) -> ws``, ``synthesis(ws) -> images`` and a ``pl_mean`` buffer (genlab.models.stylegan2.Generator).
+A ``prepare(state, real) -> real`` hook runs first in every step: progressive growing sets the growth stage of G and D
+there and resizes the real batch (genlab.models.stylegan).
 
 Randomness: z is drawn with ``torch.randn`` on the batch's device, i.e. from the global RNG that fit's checkpoints
 restore, so an interrupted run resumes exactly. :class:`GANMonitor` samples from its own fixed z and leaves the
@@ -29,9 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
-from genlab.losses import GANLoss, get_gan_loss, r1_penalty
+from genlab.losses import GANLoss, get_gan_loss, path_length_penalty, r1_penalty
 from genlab.train import TrainState, autocast, get_world_size, make_ema, unwrap, wrap_ddp
 from genlab.viz import image_grid
 
@@ -39,19 +45,28 @@ from genlab.viz import image_grid
 @dataclass
 class GANStepConfig:
     """loss: a name in genlab.losses.GAN_LOSSES; z_dim: latent size; r1_gamma: R1 weight gamma (0: off);
-    r1_every: apply R1 on the steps that are multiples of it (1: every step); d_steps: D updates per G update."""
+    r1_every: apply R1 on the steps that are multiples of it (1: every step); d_steps: D updates per G update;
+    pl_weight: path-length weight (0: off; StyleGAN2 uses 2), applied on steps that are multiples of pl_every (4)
+    with weight pl_weight * pl_every; pl_decay: the running mean's decay (0.01); pl_batch_shrink: the
+    regularization batch is B // pl_batch_shrink (2)."""
 
     loss: str = "nonsaturating"
     z_dim: int = 64
     r1_gamma: float = 0.0
     r1_every: int = 1
     d_steps: int = 1
+    pl_weight: float = 0.0
+    pl_every: int = 4
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
 
     def __post_init__(self):
         get_gan_loss(self.loss)                          # unknown names fail here, with the list of valid ones
         if self.r1_gamma < 0:
             raise ValueError(f"r1_gamma must be >= 0 (0 turns R1 off), got {self.r1_gamma!r}")
-        for name in ("z_dim", "r1_every", "d_steps"):
+        if self.pl_weight < 0 or not 0 < self.pl_decay <= 1:
+            raise ValueError(f"need pl_weight >= 0 and pl_decay in (0, 1], got {self.pl_weight!r}, {self.pl_decay!r}")
+        for name in ("z_dim", "r1_every", "d_steps", "pl_every", "pl_batch_shrink"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
 
@@ -60,6 +75,12 @@ class GANStepConfig:
         if self.r1_gamma == 0 or step % self.r1_every:
             return 0.0
         return self.r1_gamma / 2 * self.r1_every          # lazy regularisation keeps the average weight gamma/2
+
+    def pl_step_weight(self, step: int) -> float:
+        """Weight of the mean path-length penalty at 0-based ``step``: pl_weight * pl_every on its steps, else 0."""
+        if self.pl_weight == 0 or step % self.pl_every:
+            return 0.0
+        return self.pl_weight * self.pl_every
 
 
 def gan_state(G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
@@ -123,8 +144,35 @@ def generator_step(G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, z: 
     return {"g_loss": g_loss.detach()}
 
 
+def path_length_step(G: nn.Module, opt_G: torch.optim.Optimizer, z: torch.Tensor, weight: float,
+                     decay: float = 0.01) -> dict[str, torch.Tensor]:
+    """The lazy path-length update of G (StyleGAN2's "Greg" phase): weight * mean (||J_w^T y|| - a)^2 on z (B, z_dim).
+
+    G is the plain (unwrapped) generator: the double backward runs outside DDP, whose gradients are averaged over
+    the ranks here by hand. Updates G.pl_mean. Returns detached pl_penalty and pl_length (means).
+    """
+    ws = G.map(z)
+    with autocast(z.device):
+        images = G.synthesis(ws).float()
+    penalty, lengths, new_mean = path_length_penalty(images, ws, G.pl_mean, decay=decay)
+    opt_G.zero_grad(set_to_none=True)
+    (weight * penalty.mean()).backward()
+    world = get_world_size()
+    if world > 1:
+        for p in G.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+        dist.all_reduce(new_mean)
+        new_mean /= world
+    opt_G.step()
+    G.pl_mean.copy_(new_mean)
+    return {"pl_penalty": penalty.detach().mean(), "pl_length": lengths.mean()}
+
+
 def make_gan_step(config: GANStepConfig,
-                  sample_z: Callable[[int, torch.device], torch.Tensor] | None = None
+                  sample_z: Callable[[int, torch.device], torch.Tensor] | None = None, *,
+                  prepare: Callable[[TrainState, torch.Tensor], torch.Tensor] | None = None
                   ) -> Callable[[TrainState, Any], dict[str, torch.Tensor]]:
     """The step function ``step_fn(state, batch)`` for fit, for a state made by :func:`gan_state`.
 
@@ -133,7 +181,9 @@ def make_gan_step(config: GANStepConfig,
     draw from the global RNG (or none) for exact resume.
     Each of the ``d_steps`` D updates sees the same real batch and fresh z; R1 (if on) is applied on the 0-based steps
     ``state.step`` that are multiples of ``r1_every`` (steps 0, 4, 8, ... for r1_every=4), to every D update of
-    such a step, weighted gamma/2 * r1_every. Logs: d_loss, d_real, d_fake, g_loss, and r1 on the steps it is applied.
+    such a step, weighted gamma/2 * r1_every. With pl_weight > 0, on the steps that are multiples of pl_every a
+    separate path-length update of G follows (:func:`path_length_step`). ``prepare(state, real) -> real`` runs first.
+    Logs: d_loss, d_real, d_fake, g_loss, and r1 / pl_penalty, pl_length on the steps they are applied.
     Under torchrun G and D are wrapped in DDP at the first call; D is called unwrapped in the G step (D is frozen
     there, and DDP would wait for gradients that never come), G unwrapped when it only makes D's fakes.
     """
@@ -151,6 +201,8 @@ def make_gan_step(config: GANStepConfig,
 
     def step_fn(state: TrainState, batch: Any) -> dict[str, torch.Tensor]:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if prepare is not None:
+            real = prepare(state, real)
         G, D = players(state)
         opt = state.optimizer
         n, device = real.shape[0], real.device
@@ -158,6 +210,10 @@ def make_gan_step(config: GANStepConfig,
         for _ in range(config.d_steps):
             logs = discriminator_step(unwrap(G), D, opt["D"], real, sample_z(n, device), loss, r1_weight)
         logs.update(generator_step(G, unwrap(D), opt["G"], sample_z(n, device), loss))
+        pl_weight = config.pl_step_weight(state.step)
+        if pl_weight > 0:
+            m = max(n // config.pl_batch_shrink, 1)
+            logs.update(path_length_step(unwrap(G), opt["G"], sample_z(m, device), pl_weight, config.pl_decay))
         return logs
 
     return step_fn

@@ -15,10 +15,13 @@ probability, D(x) = sigmoid(l), and the logs are written in their numerically st
   and c = 1 for G.
 
 :func:`r1_penalty` is the R1 gradient penalty on real data (Mescheder et al. 2018, Eq. 9), used by StyleGAN/StyleGAN2.
+:func:`path_length_penalty` is StyleGAN2's path-length regularizer (Karras et al. 2020, Sec. 3.2, Eq. 4).
 """
 from __future__ import annotations
 
 from typing import Protocol
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -107,3 +110,23 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
                          "x = x.detach().requires_grad_(True) before computing real_logits = D(x)")
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
     return grad.square().flatten(1).sum(1)              # ||grad_x D(x)||^2 per sample
+
+
+def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.Tensor, *, decay: float = 0.01,
+                        y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """StyleGAN2's path-length penalty (Karras et al. 2020, Eq. 4): E_{w,y} (||J_w^T y||_2 - a)^2.
+
+    images (B, C, H, W) = g(ws) with a graph to ws (B, L, w_dim); y ~ N(0, I) / sqrt(H W) (drawn here unless given,
+    so the penalty does not depend on the resolution); a = ``pl_mean``, the running mean of the lengths, updated as
+    a <- a + decay (mean length - a). J_w^T y is one vector-Jacobian product, ``autograd.grad(sum(g(w) * y), w)``,
+    made with create_graph so the penalty can be back-propagated. As the official code, the length sums over w_dim and
+    averages over the L layers: ||J^T y|| = sqrt(mean_l sum_d (J^T y)_{l,d}^2).
+    Returns (penalty per sample (B,), lengths (B,) detached, the new pl_mean (detached)).
+    """
+    if y is None:
+        h, w = images.shape[-2:]
+        y = torch.randn_like(images) / math.sqrt(h * w)
+    (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()                      # ||J_w^T y|| per sample
+    new_mean = pl_mean.detach().lerp(lengths.detach().mean().to(pl_mean.dtype), decay)   # a += decay (mean - a)
+    return (lengths - new_mean).square(), lengths.detach(), new_mean

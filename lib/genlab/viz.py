@@ -294,3 +294,53 @@ def face_editor(resolution: int = 128, **initial):
     for s in [*sliders, seed_slider]:
         s.observe(on_change, names="value")
     return widgets.HBox([widgets.VBox([*sliders, seed_slider]), picture])
+
+
+def style_explorer(G, *, seed_a: int = 0, seed_b: int = 1, psi: float = 1.0, crossover: int | None = None,
+                   height: int = 192):
+    """Truncation and style mixing by hand, for a StyleGAN/StyleGAN2 generator with a mapping network: sliders for
+    psi (truncation towards w_avg), the crossover layer (style inputs >= it take B's w; L = no mixing) and the two
+    latent seeds; shows A, B and the mix side by side (fixed noise), re-rendered whenever a slider moves.
+
+    Returns an ipywidgets ``VBox(HBox(psi, crossover, seed_a, seed_b), Image)``; works without a frontend (a headless
+    run stores the first picture), like :func:`face_editor`.
+    """
+    import ipywidgets as widgets
+    from PIL import Image
+
+    from genlab.models.stylegan import mix_styles, truncate
+
+    if getattr(G, "mapping", None) is None:
+        raise ValueError("style_explorer needs a generator with a mapping network (StyleGAN configs C-F, StyleGAN2)")
+    L = G.n_styles
+    crossover = L if crossover is None else crossover
+    device = next(G.parameters()).device
+
+    @torch.no_grad()
+    def png(psi_v: float, cross: int, sa: int, sb: int) -> bytes:
+        G.eval()
+        z = torch.stack([torch.randn(G.config.z_dim, generator=torch.Generator().manual_seed(s)) for s in (sa, sb)])
+        w = truncate(G.mapping(z.to(device)), G.mapping.w_avg, psi_v)
+        ws = torch.cat([w[:, None].expand(-1, L, -1), mix_styles(w[:1], w[1:], cross, L)])
+        noise = [torch.randn(s[1:], generator=torch.Generator().manual_seed(0)).expand(3, -1, -1, -1).to(device)
+                 for s in G.noise_shapes(1)]
+        img = G.synthesis(ws, noise=noise).float().cpu().clamp(-1, 1)   # linear RGB outputs
+        grid = image_grid(img, nrow=3, value_range=(-1, 1))
+        pixels = _to_uint8_hwc(grid)
+        scale = max(1, round(height / pixels.shape[0]))
+        buf = io.BytesIO()
+        Image.fromarray(pixels.repeat(scale, axis=0).repeat(scale, axis=1)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    sliders = [widgets.FloatSlider(value=psi, min=0.0, max=1.0, step=0.05, description="psi"),
+               widgets.IntSlider(value=crossover, min=0, max=L, description="crossover"),
+               widgets.IntSlider(value=seed_a, min=0, max=999, description="seed A"),
+               widgets.IntSlider(value=seed_b, min=0, max=999, description="seed B")]
+    picture = widgets.Image(value=png(psi, crossover, seed_a, seed_b), format="png")
+
+    def on_change(_):
+        picture.value = png(*(s.value for s in sliders))
+
+    for s in sliders:
+        s.observe(on_change, names="value")
+    return widgets.VBox([widgets.HBox(sliders), picture])

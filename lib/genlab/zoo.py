@@ -39,6 +39,9 @@ RECIPES: dict[str, str] = {
     "face_regressor": "genlab.models.face_regressor:RECIPE",
     "dcgan_mnist": "genlab.models.dcgan:DCGAN_MNIST",
     "dcgan_faces32": "genlab.models.dcgan:DCGAN_FACES32",
+    **{f"stylegan_faces32_{row}": f"genlab.models.stylegan_zoo:STYLEGAN_{row.upper()}" for row in "abcdef"},
+    "stylegan2_faces32": "genlab.models.stylegan_zoo:STYLEGAN2",
+    "stylegan2_faces32_nopl": "genlab.models.stylegan_zoo:STYLEGAN2_NOPL",
 }
 
 
