@@ -11,9 +11,10 @@ from genlab.data.paths import sha256
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+STYLEGANS = [f"stylegan_faces32_{row}" for row in "abcdef"] + ["stylegan2_faces32", "stylegan2_faces32_nopl"]
 
 
-@pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor"])
+@pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor", *STYLEGANS])
 def test_provenance_describes_the_shipped_file(name):
     prov = read_provenance(name)
     assert prov["command"] == f"genlab train {name} --profile cpu --ship"
@@ -23,7 +24,7 @@ def test_provenance_describes_the_shipped_file(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor"])
+@pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor", *STYLEGANS])
 def test_shipped_checkpoint_reproduces_its_metrics(name):
     for check in evaluate_shipped(name, device="cpu"):
         assert check.ok, (name, check)
@@ -76,3 +77,18 @@ def test_dcgan_recipes_train_in_the_ci_profile(name, shape, tmp_path):
     assert (tmp_path / name / "ci" / "last.pt").exists()
     x = generate(G, 3)
     assert x.shape == (3, *shape) and 0 <= x.min() and x.max() <= 1
+
+
+def test_stylegan_checkpoints_are_the_rows_of_table_1_with_one_budget():
+    from genlab.models.stylegan import CONFIGS
+
+    budgets = set()
+    for row, flags in CONFIGS.items():
+        cfg = read_provenance(f"stylegan_faces32_{row.lower()}")["config"]
+        assert {k: cfg["model"][k] for k in flags} == flags, row
+        budgets.add(json.dumps(cfg["train"], sort_keys=True))
+    assert len(budgets) == 1, "every config must train with the same budget"
+    sg2 = read_provenance("stylegan2_faces32")["config"]["train"]
+    nopl = read_provenance("stylegan2_faces32_nopl")["config"]["train"]
+    assert sg2["pl_weight"] == 2.0 and nopl["pl_weight"] == 0.0
+    assert {k: v for k, v in sg2.items() if k != "pl_weight"} == {k: v for k, v in nopl.items() if k != "pl_weight"}

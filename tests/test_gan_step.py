@@ -236,8 +236,33 @@ def _toy_ddp_run(out) -> dict:
     return result
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
-def test_two_gloo_ranks_train_the_gan_like_one_process_over_the_global_batch(tmp_path, monkeypatch):
+def _stylegan2_ddp_run(out) -> dict:
+    """A few steps of a tiny StyleGAN2 with lazy R1 and path-length regularization (every 2 steps) per rank."""
+    from genlab.models import stylegan2
+    from genlab.train import cleanup, get_rank, get_world_size, init_distributed
+
+    init_distributed("cpu")
+    rank, world = get_rank(), get_world_size()
+    torch.manual_seed(rank)                                   # different z, noise and y on each rank
+    c = stylegan2.StyleGAN2Config(resolution=8, max_channels=8, channel_base=32, mapping_layers=2, z_dim=8, w_dim=8)
+    G, D = stylegan2.Generator(c), stylegan2.Discriminator(c)
+    torch.manual_seed(0)
+    G.load_state_dict(stylegan2.Generator(c).state_dict())    # identical initial weights on every rank
+    D.load_state_dict(stylegan2.Discriminator(c).state_dict())
+    torch.manual_seed(rank)
+    state = gan_state(G, D, torch.optim.Adam(G.parameters(), 1e-2, betas=(0.0, 0.99)),
+                      torch.optim.Adam(D.parameters(), 1e-2, betas=(0.0, 0.99)))
+    data = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    step = make_gan_step(GANStepConfig(z_dim=8, r1_gamma=1.0, r1_every=2, pl_weight=2.0, pl_every=2))
+    fit(state, step, StepBatches(data, batch_size=8, seed=2), 4, progress=False)
+    result = {"world_size": world, "model": {k: v.clone() for k, v in state.model.state_dict().items()},
+              "history": state.history}
+    torch.save(result, f"{out}/rank{rank}.pt")
+    cleanup()
+    return result
+
+
+def _torchrun(tmp_path, worker: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -245,9 +270,27 @@ def test_two_gloo_ranks_train_the_gan_like_one_process_over_the_global_batch(tmp
                                                              "MASTER_PORT", "GENLAB_DEVICE")}
     env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={port}", __file__, str(tmp_path)]
+           f"--master_port={port}", __file__, str(tmp_path), worker]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"torchrun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+def test_two_gloo_ranks_keep_stylegan2_in_sync_under_path_length_regularization(tmp_path):
+    _torchrun(tmp_path, "stylegan2")
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["world_size"] == 2 and len(r0["history"]["pl_length"]) == 2     # steps 0 and 2
+    # each rank drew its own z, noise and y: only the all-reduce of the path-length gradients keeps the weights (and
+    # the running mean length) equal; w_avg is a per-rank running statistic, as in the official code
+    for k, v in r0["model"].items():
+        if not k.endswith("w_avg"):
+            torch.testing.assert_close(r1["model"][k], v, rtol=1e-5, atol=1e-6, msg=f"ranks disagree on {k}")
+    assert r0["model"]["G.pl_mean"] > 0
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+def test_two_gloo_ranks_train_the_gan_like_one_process_over_the_global_batch(tmp_path, monkeypatch):
+    _torchrun(tmp_path, "toy")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
@@ -259,5 +302,5 @@ def test_two_gloo_ranks_train_the_gan_like_one_process_over_the_global_batch(tmp
         torch.testing.assert_close(r0["model"][k], v, rtol=1e-5, atol=1e-6)
 
 
-if __name__ == "__main__":                                 # the torchrun worker of the test above
-    _toy_ddp_run(sys.argv[1])
+if __name__ == "__main__":                                 # the torchrun workers of the tests above
+    {"toy": _toy_ddp_run, "stylegan2": _stylegan2_ddp_run}[sys.argv[2]](sys.argv[1])
