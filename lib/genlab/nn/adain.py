@@ -6,7 +6,7 @@ normalized to zero mean and unit variance over its pixels, then scaled and shift
     AdaIN(x_i, y) = y_{s,i} * (x_i - mu(x_i)) / sigma(x_i) + y_{b,i}
 
 The scale's bias starts at 1 (the official code's ``bias_init=1``), so an untrained affine map gives y_s ~ 1.
-StyleGAN2 replaces this normalization by weight demodulation (notebook 03, planned), because the mean
+StyleGAN2 replaces this normalization by weight demodulation (genlab.nn.modulated, notebook 03), because the mean
 removal is what lets the generator hide signal in "droplets".
 """
 from __future__ import annotations
