@@ -19,6 +19,7 @@ samples (seed 0, psi = 1) against the first 2000 test faces.
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -120,11 +121,17 @@ def generate(G: nn.Module, n: int, *, seed: int = 0, psi: float = 1.0, cutoff: i
     return (torch.cat(out).clamp(-1, 1) + 1) / 2
 
 
+@lru_cache(maxsize=2)
+def _test_features(device: str):
+    """The held-out faces' FID features, embedded once per process (eight recipes share them)."""
+    from genlab.metrics.fid import features
+    return features(real_faces("test", N_FID), "faces", device=device)
+
+
 def evaluate(G: nn.Module, device: torch.device) -> dict[str, float]:
     from genlab.metrics.fid import fid
 
-    real = real_faces("test", N_FID)
-    return {"fid_faces": fid(real, generate(G.to(device), N_FID), "faces", device=device)}
+    return {"fid_faces": fid(_test_features(str(device)), generate(G.to(device), N_FID), "faces", device=device)}
 
 
 _DATA = (f"genlab.data.faces train split at 32x32 (20,000 faces) for training; fid_faces: {N_FID} samples (seed 0, "
