@@ -225,3 +225,21 @@ def test_image_browser_rgb_without_labels_and_errors():
         image_browser(torch.rand(2, 1, 4, 4), labels=[1, 2, 3])
     with pytest.raises(ValueError, match="non-empty batch"):
         image_browser(torch.rand(4, 4))
+
+
+def test_style_explorer_rerenders_on_every_slider_and_needs_a_w_space():
+    from genlab.models.stylegan import Generator, StyleGANConfig
+    from genlab.viz import style_explorer
+
+    small = dict(resolution=16, max_channels=8, channel_base=64, mapping_layers=2, z_dim=8, w_dim=8)
+    torch.manual_seed(0)
+    box = style_explorer(Generator(StyleGANConfig.of("F", **small)), crossover=2)
+    sliders, picture = box.children[0].children, box.children[1]
+    first = picture.value
+    for slider, value in zip(sliders, (0.3, 5, 7, 9)):       # psi, crossover, seed A, seed B
+        before = picture.value
+        slider.value = value
+        assert picture.value != before, slider.description
+    assert picture.value != first
+    with pytest.raises(ValueError, match="mapping network"):
+        style_explorer(Generator(StyleGANConfig.of("B", **small)))
