@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
 
-from genlab.checkpoints import load_pretrained, read_provenance, shipped_path
+from genlab.checkpoints import read_provenance, shipped_path
 from genlab.data.paths import sha256
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
@@ -26,6 +27,8 @@ def test_provenance_describes_the_shipped_file(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor", *STYLEGANS])
 def test_shipped_checkpoint_reproduces_its_metrics(name):
+    # thousands of images through each network: large batched ops, which use both cores well (one_thread restores)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     for check in evaluate_shipped(name, device="cpu"):
         assert check.ok, (name, check)
 

@@ -32,7 +32,7 @@ pixel norm (A, B) or AdaIN (C-F). Images are linear RGB outputs, trained in [-1,
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -285,9 +285,6 @@ class _Layer(nn.Module):
             x = self.noise(x, noise)                                     # x + B_c n
         x = _act(x + self.bias[None, :, None, None])
         return self.style(x, w) if self.style is not None else pixel_norm(x)   # AdaIN(x, A w) | x / rms_c(x)
-
-
-NoiseArg = "torch.Generator | list[torch.Tensor] | None"
 
 
 def _noise_maps(noise, shapes: list[tuple[int, int, int, int]], device, dtype) -> list[torch.Tensor | None]:
