@@ -180,6 +180,15 @@ def test_mixing_regularization_uses_two_latents_only_in_training():
     assert torch.equal(ws[:, 4:], ws[:, 3:4].expand_as(ws[:, 4:]))
 
 
+def test_mix_layers_takes_b_exactly_on_the_given_layers():
+    from genlab.models.stylegan import mix_layers
+
+    wa, wb = torch.zeros(2, 3), torch.ones(2, 3)
+    out = mix_layers(wa, wb, range(4, 6), 8)
+    assert out.shape == (2, 8, 3)
+    assert out[:, :, 0].tolist() == [[0, 0, 0, 0, 1, 1, 0, 0]] * 2
+
+
 def test_truncation_in_the_generator_uses_the_tracked_w_avg():
     torch.manual_seed(0)
     G = Generator(StyleGANConfig.of("D", **SMALL))
@@ -252,7 +261,7 @@ def test_gan_step_applies_path_length_lazily_and_tracks_pl_mean():
     assert GANStepConfig(pl_weight=2.0, pl_every=4).pl_step_weight(8) == 8.0
 
 
-def test_stylegan_recipes_train_and_resume_in_the_ci_profile(tmp_path):
+def test_stylegan_recipes_train_in_the_ci_profile_and_generate_repeatably(tmp_path):
     from genlab.config import setup
     from genlab.models.stylegan_zoo import generate
     from genlab.zoo import train_recipe

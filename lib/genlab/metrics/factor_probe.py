@@ -53,7 +53,7 @@ def mixing_shares(G: nn.Module, layers_from_b: range, n: int = 500, *, seed: int
     """(N_FACTORS,) shares of each factor that follow B when B supplies the styles of ``layers_from_b`` (style input
     indices, e.g. range(0, 4) = the 4x4 and 8x8 layers) and A all others. Noise maps are shared by A, B and the mix,
     so only the styles differ."""
-    from genlab.models.stylegan import broadcast_w
+    from genlab.models.stylegan import mix_layers
 
     g = torch.Generator().manual_seed(seed)
     was = G.training
@@ -61,10 +61,8 @@ def mixing_shares(G: nn.Module, layers_from_b: range, n: int = 500, *, seed: int
     try:
         dev = next(G.parameters()).device
         za, zb = (torch.randn(n, G.config.z_dim, generator=g).to(dev) for _ in range(2))
-        wa, wb = broadcast_w(G.mapping(za), G.n_styles), broadcast_w(G.mapping(zb), G.n_styles)
-        layer = torch.arange(G.n_styles, device=dev)
-        take_b = ((layer >= layers_from_b.start) & (layer < layers_from_b.stop))[None, :, None]
-        mix = torch.where(take_b, wb, wa)
+        wa, wb = G.mapping(za), G.mapping(zb)
+        mix = mix_layers(wa, wb, layers_from_b, G.n_styles)
         noise = [torch.randn(s, generator=g).to(dev) for s in G.noise_shapes(n)]
         imgs = [G.synthesis(w, noise=noise) for w in (wa, wb, mix)]
     finally:

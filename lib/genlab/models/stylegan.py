@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.models.dcgan import check_latent
 from genlab.nn.adain import AdaIN
 from genlab.nn.equalized import EqualizedConv2d, EqualizedLinear
 from genlab.nn.feature_stats import minibatch_stddev, pixel_norm
@@ -114,6 +115,17 @@ def mix_styles(w1: torch.Tensor, w2: torch.Tensor, crossover: torch.Tensor | int
     cross = torch.as_tensor(crossover, device=a.device).reshape(-1, 1, 1)
     layer = torch.arange(n_layers, device=a.device)[None, :, None]
     return torch.where(layer < cross, a, b)
+
+
+def mix_layers(w_a: torch.Tensor, w_b: torch.Tensor, layers_from_b: range, n_layers: int) -> torch.Tensor:
+    """Style input l takes w_b if l is in ``layers_from_b`` (e.g. range(4, 6): the 16x16 styles), else w_a.
+
+    w_a, w_b: (B, w_dim) or (B, L, w_dim) -> (B, L, w_dim). Unlike :func:`mix_styles` the B layers need not be a suffix,
+    which is what the coarse / middle / fine mixing experiments need.
+    """
+    a, b = broadcast_w(w_a, n_layers), broadcast_w(w_b, n_layers)
+    layer = torch.arange(n_layers, device=a.device)[None, :, None]
+    return torch.where((layer >= layers_from_b.start) & (layer < layers_from_b.stop), b, a)
 
 
 def sample_crossover(batch: int, n_layers: int, prob: float = 0.9, *, device: torch.device | str = "cpu",
@@ -341,8 +353,6 @@ class Generator(nn.Module):
     def map(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, z_dim) -> ws (B, L, w_dim). Training mode with mixing_prob > 0: a second z and a random crossover
         among the active layers (Sec. 3.1), drawn from the global RNG."""
-        from genlab.models.dcgan import check_latent
-
         c = self.config
         check_latent(z, c.z_dim, "StyleGAN Generator")
         if self.mapping is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genlab.models.dcgan import check_latent
 from genlab.models.stylegan import (MappingNetwork, SynthesisConfig, _act, _noise_maps, broadcast_w, mix_styles,
                                     sample_crossover, truncate)
 from genlab.nn.equalized import EqualizedConv2d, EqualizedLinear
@@ -99,8 +100,6 @@ class Generator(nn.Module):
 
     def map(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, z_dim) -> ws (B, L, w_dim), with style mixing in training (probability mixing_prob)."""
-        from genlab.models.dcgan import check_latent
-
         c = self.config
         check_latent(z, c.z_dim, "StyleGAN2 Generator")
         w = self.mapping(z)
