@@ -42,6 +42,12 @@ RECIPES: dict[str, str] = {
     **{f"stylegan_faces32_{row}": f"genlab.models.stylegan_zoo:STYLEGAN_{row.upper()}" for row in "abcdef"},
     "stylegan2_faces32": "genlab.models.stylegan_zoo:STYLEGAN2",
     "stylegan2_faces32_nopl": "genlab.models.stylegan_zoo:STYLEGAN2_NOPL",
+    "vqvae2_faces64": "genlab.models.vqvae_zoo:VQVAE2_FACES",
+    "vqvae2_faces64_noema": "genlab.models.vqvae_zoo:VQVAE2_FACES_NOEMA",
+    "vqvae_faces64": "genlab.models.vqvae_zoo:VQVAE_FACES",
+    "vqvae2_photos32": "genlab.models.vqvae_zoo:VQVAE2_PHOTOS",
+    "vqvae2_faces64_prior_top": "genlab.models.vqvae_prior:PRIOR_TOP",
+    "vqvae2_faces64_prior_bottom": "genlab.models.vqvae_prior:PRIOR_BOTTOM",
 }
 
 

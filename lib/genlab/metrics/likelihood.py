@@ -85,3 +85,19 @@ def evaluate_bpd(model: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor 
         total += bits_per_dim(logits, xb, reduction="sum").item()
     model.train(was_training)
     return total / n
+
+
+def bits_per_code(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Mean -log2 p(code) over all positions of code maps, for a K-way softmax per position (a prior over VQ codes).
+
+    logits (B, K, H, W) float; codes (B, H, W) int64 in [0, K). A uniform prior scores exactly log2(K).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 4 or not logits.is_floating_point():
+        raise ValueError(f"logits must be float (B, K, H, W), got "
+                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
+    if not isinstance(codes, torch.Tensor) or codes.shape != (logits.shape[0], *logits.shape[2:]) \
+            or codes.is_floating_point():
+        raise ValueError(f"codes must be integer (B, H, W) = {(logits.shape[0], *logits.shape[2:])} to match the "
+                         f"logits {tuple(logits.shape)}, got "
+                         f"{tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__}")
+    return F.cross_entropy(logits, codes.long()) / math.log(2)   # -log2 p averaged over positions

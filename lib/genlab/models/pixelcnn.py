@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from genlab.nn.attention import CausalSelfAttention
 from genlab.nn.masked import MaskedConv2d
 
 N_LEVELS = 256
@@ -131,7 +132,16 @@ class GatedPixelCNNConfig:
 
     Conditioning (Eq. 4): n_classes > 0 makes it class-conditional (``model(x, y)``, y in [0, n_classes)), with h the
     one-hot label if embedding_dim == 0, else a learned embedding of that size; n_classes == 0 and h_dim > 0
-    conditions on any vector h (``model(x, h=h)``, h: (B, h_dim)).
+    conditions on any vector h (``model(x, h=h)``, h: (B, h_dim)); cond_channels > 0 conditions on a feature map
+    h (B, cond_channels, H, W) of the image's size, the spatial form of Eq. 4:
+    y = tanh(W_f * x + V_f * h) . sigmoid(W_g * x + V_g * h) with V_f, V_g 1x1 convolutions (the VQ-VAE-2 bottom prior
+    reads the top codes this way).
+
+    Discrete codes instead of pixels (the priors of VQ-VAE / VQ-VAE-2): vocab = K > 0 makes the input a code map
+    (B, H, W) int64 in [0, K), read through a learned embedding of size code_embedding, and the output a K-way
+    softmax per position, logits (B, K, H, W) (in_channels must be 1). attention_heads > 0 adds one causal
+    self-attention layer (genlab.nn.attention) over the summed skip features before the output head, so every position
+    reads the whole causal context (PixelSNAIL-like; grey / code inputs only).
     """
 
     in_channels: int = 1
@@ -143,12 +153,26 @@ class GatedPixelCNNConfig:
     n_classes: int = 0
     embedding_dim: int = 0
     h_dim: int = 0
+    cond_channels: int = 0
+    vocab: int = 0
+    code_embedding: int = 32
+    attention_heads: int = 0
 
     @property
     def cond_dim(self) -> int:
         if self.n_classes:
             return self.embedding_dim or self.n_classes
         return self.h_dim
+
+    @property
+    def levels(self) -> int:
+        """Values per position: 256 intensities, or the K codes of a code model."""
+        return self.vocab or N_LEVELS
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the first layer's input: the image channels, or the code embedding size."""
+        return self.code_embedding if self.vocab else self.in_channels
 
 
 class GatedLayer(nn.Module):
@@ -161,7 +185,8 @@ class GatedLayer(nn.Module):
                 h' = h + W_res g  (first layer: h' = W_res g);  skip = W_skip g
     """
 
-    def __init__(self, c_in: int, p: int, kernel: int, first: bool, groups: int, cond_dim: int):
+    def __init__(self, c_in: int, p: int, kernel: int, first: bool, groups: int, cond_dim: int,
+                 cond_channels: int = 0):
         super().__init__()
         self.first, self.groups = first, groups
         kh = kernel // 2 if first else kernel // 2 + 1
@@ -170,8 +195,13 @@ class GatedLayer(nn.Module):
         self.link = nn.Conv2d(2 * p, 2 * p, 1)                                    # vertical -> horizontal
         self.res = MaskedConv2d("B", p, p, 1, colour_groups=groups)
         self.skip = MaskedConv2d("B", p, p, 1, colour_groups=groups)
-        self.cond_v = nn.Linear(cond_dim, 2 * p, bias=False) if cond_dim else None   # V_v^T h
-        self.cond_h = nn.Linear(cond_dim, 2 * p, bias=False) if cond_dim else None   # V_h^T h
+        self.cond_v = self.cond_h = None
+        if cond_dim:
+            self.cond_v = nn.Linear(cond_dim, 2 * p, bias=False)                   # V_v^T h
+            self.cond_h = nn.Linear(cond_dim, 2 * p, bias=False)                   # V_h^T h
+        elif cond_channels:
+            self.cond_v = nn.Conv2d(cond_channels, 2 * p, 1, bias=False)           # V_v * h (spatial h)
+            self.cond_h = nn.Conv2d(cond_channels, 2 * p, 1, bias=False)           # V_h * h
 
     def vertical_conv(self, v: torch.Tensor) -> torch.Tensor:
         """W_v * v over the rows above: (B, c_in, H, W) -> (B, 2p, H, W)."""
@@ -181,9 +211,11 @@ class GatedLayer(nn.Module):
         return self.v_conv(F.pad(v, (kw // 2, kw // 2, kh - 1, 0)))                # rows i-kh+1 .. i
 
     @staticmethod
-    def _cond(lin: nn.Linear | None, h: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | float:
+    def _cond(lin: nn.Module | None, h: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | float:
         if lin is None:
             return 0.0
+        if isinstance(lin, nn.Conv2d):
+            return lin(h)                                                         # (B, 2p, H, W)
         c = lin(h)                                                                # (B, 2p)
         return c.view(*c.shape, *([1] * (like.dim() - 2)))
 
@@ -200,8 +232,9 @@ class GatedPixelCNN(nn.Module):
     """Gated PixelCNN with vertical and horizontal stacks, optionally conditional (2016b, Sec. 2.2-2.3).
 
     forward(x, y=None, *, h=None): x (B, C, H, W) uint8 0..255 or float in [0, 1]; y (B,) class indices for a
-    class-conditional model; h (B, h_dim) for a vector-conditional one  ->  logits (B, 256, C, H, W).
-    logits = 1x1_out(relu(1x1_head(relu(sum_l skip_l))))
+    class-conditional model; h (B, h_dim) for a vector-conditional one, (B, cond_channels, H, W) for a spatially
+    conditioned one  ->  logits (B, 256, C, H, W).  A code model (vocab = K): x (B, H, W) int64 codes -> (B, K, H, W).
+    s = sum_l skip_l (+ attention(s));  logits = 1x1_out(relu(1x1_head(relu(s))))
     """
 
     def __init__(self, config: GatedPixelCNNConfig | None = None):
@@ -210,19 +243,48 @@ class GatedPixelCNN(nn.Module):
         g, p = cfg.in_channels, cfg.channels
         if cfg.first_kernel < 3:
             raise ValueError("first_kernel must be >= 3 (the vertical stack needs at least one row above)")
+        if sum(bool(v) for v in (cfg.n_classes, cfg.h_dim, cfg.cond_channels)) > 1:
+            raise ValueError("condition on one thing: set only one of n_classes, h_dim and cond_channels")
+        if (cfg.vocab or cfg.attention_heads) and g != 1:
+            raise ValueError("code inputs (vocab > 0) and attention need in_channels = 1 (attention would mix the "
+                             "colour groups of a pixel)")
         self.embedding = nn.Embedding(cfg.n_classes, cfg.embedding_dim) if cfg.n_classes and cfg.embedding_dim \
             else None
+        self.code_embed = nn.Embedding(cfg.vocab, cfg.code_embedding) if cfg.vocab else None
         self.layers = nn.ModuleList(
-            GatedLayer(g if i == 0 else p, p, cfg.first_kernel if i == 0 else cfg.kernel, i == 0, g, cfg.cond_dim)
+            GatedLayer(cfg.input_channels if i == 0 else p, p, cfg.first_kernel if i == 0 else cfg.kernel, i == 0, g,
+                       cfg.cond_dim, cfg.cond_channels)
             for i in range(cfg.n_layers))
+        self.attention = CausalSelfAttention(p, cfg.attention_heads) if cfg.attention_heads else None
         self.head = MaskedConv2d("B", p, cfg.head_channels, 1, colour_groups=g)
-        self.out = MaskedConv2d("B", cfg.head_channels, g * N_LEVELS, 1, colour_groups=g)
+        self.out = MaskedConv2d("B", cfg.head_channels, g * cfg.levels, 1, colour_groups=g)
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Code maps (B, H, W) integer in [0, vocab) -> (B, code_embedding, H, W) (code models only)."""
+        k = self.config.vocab
+        if not isinstance(codes, torch.Tensor) or codes.dim() != 3 or codes.is_floating_point() \
+                or codes.dtype == torch.bool:
+            got = f"{tuple(codes.shape)} {codes.dtype}" if isinstance(codes, torch.Tensor) else type(codes).__name__
+            raise ValueError(f"this prior reads code maps (B, H, W) of integer codes in [0, {k}), got {got}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= k):
+            raise ValueError(f"codes must lie in [0, {k}) (the codebook size), got [{int(codes.min())}, "
+                             f"{int(codes.max())}]")
+        return self.code_embed(codes.long()).permute(0, 3, 1, 2)
 
     def condition(self, n: int, y: torch.Tensor | int | None = None, h: torch.Tensor | None = None,
-                  device: torch.device | None = None) -> torch.Tensor | None:
-        """The conditioning vector h (n, cond_dim) from class labels ``y`` or a given ``h``; None if unconditional."""
+                  device: torch.device | None = None, size: tuple[int, int] | None = None) -> torch.Tensor | None:
+        """The conditioning h: (n, cond_dim) from class labels ``y`` or a given vector ``h``, or the given map
+        (n, cond_channels, H, W) with (H, W) = ``size``; None if unconditional."""
         cfg = self.config
         device = device or self.layers[0].v_conv.weight.device
+        if cfg.cond_channels:
+            if y is not None or h is None:
+                raise ValueError(f"this model is conditioned on a feature map: pass h=(n, {cfg.cond_channels}, H, W)")
+            want = (n, cfg.cond_channels, *(size or h.shape[-2:]))
+            if not isinstance(h, torch.Tensor) or tuple(h.shape) != want:
+                got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+                raise ValueError(f"h must be a feature map of shape {want} (the input's size), got {got}")
+            return h.float()
         if cfg.n_classes:
             if h is not None:
                 raise ValueError("this model is class-conditional: pass the labels y, not h")
@@ -253,13 +315,16 @@ class GatedPixelCNN(nn.Module):
         return None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, h: torch.Tensor | None = None):
-        u = model_input(x, self.config.in_channels)
-        cond = self.condition(u.shape[0], y, h, u.device)
+        u = self.embed_codes(x) if self.config.vocab else model_input(x, self.config.in_channels)
+        cond = self.condition(u.shape[0], y, h, u.device, size=tuple(u.shape[-2:]))
         v, hr, skip = u, u, 0.0
         for layer in self.layers:
             v, hr, s = layer(v, hr, cond)
             skip = skip + s
-        return _logits(self.out(F.relu(self.head(F.relu(skip)))), self.config.in_channels)
+        if self.attention is not None:
+            skip = skip + self.attention(skip)                                    # reads positions <= s only
+        out = self.out(F.relu(self.head(F.relu(skip))))
+        return out if self.config.vocab else _logits(out, self.config.in_channels)
 
 
 # ------------------------------------------------------------------------------------------------------ sampling
@@ -271,12 +336,16 @@ def _image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF sampling: logits (B, 256), u (B,) in [0, 1) -> values (B,) uint8, the first k with CDF(k) > u."""
+    """Inverse-CDF sampling: logits (B, K), u (B,) in [0, 1) -> values (B,) int64, the first k with CDF(k) > u."""
     cdf = torch.softmax(logits.double(), dim=-1).cumsum(-1)
-    return torch.searchsorted(cdf, u.double()[:, None], right=True).clamp_(max=N_LEVELS - 1).squeeze(1).to(torch.uint8)
+    return torch.searchsorted(cdf, u.double()[:, None], right=True).clamp_(max=logits.shape[-1] - 1).squeeze(1)
 
 
-def _prepare(model: nn.Module, n: int, image_size, y, generator, n_pixels):
+def _is_code_model(model: nn.Module) -> bool:
+    return isinstance(model, GatedPixelCNN) and model.config.vocab > 0
+
+
+def _prepare(model: nn.Module, n: int, image_size, y, h, generator, n_pixels):
     hh, ww = _image_size(image_size)
     c = model.config.in_channels
     device = next(model.parameters()).device
@@ -284,56 +353,70 @@ def _prepare(model: nn.Module, n: int, image_size, y, generator, n_pixels):
     positions = [(i, j) for i in range(hh) for j in range(ww)][:n_pixels]
     cond_kwargs = {}
     if isinstance(model, GatedPixelCNN) and model.config.n_classes:
+        if h is not None:
+            raise ValueError("this model is class-conditional: sample with y, not h")
         cond_kwargs = {"y": torch.as_tensor(y, device=device).expand(n) if y is not None else None}
-    elif y is not None:
-        raise ValueError(f"{type(model).__name__} is unconditional: sample without y")
+    elif isinstance(model, GatedPixelCNN) and (model.config.h_dim or model.config.cond_channels):
+        if y is not None:
+            raise ValueError("this model is conditioned on h: sample with h=..., not y")
+        cond_kwargs = {"h": h.to(device) if isinstance(h, torch.Tensor) else h}
+    elif y is not None or h is not None:
+        raise ValueError(f"{type(model).__name__} is unconditional: sample without y / h")
     return hh, ww, c, device, u, positions, cond_kwargs
 
 
+def _canvas(model: nn.Module, n: int, c: int, hh: int, ww: int, device=None) -> torch.Tensor:
+    """The all-zero start of sampling: (n, C, H, W) uint8 images, or (n, 1, H, W) int64 codes for a code model."""
+    return torch.zeros(n, c, hh, ww, dtype=torch.long if _is_code_model(model) else torch.uint8, device=device)
+
+
 @torch.no_grad()
-def sample_naive(model: nn.Module, n: int, image_size: int | tuple[int, int] = 28, *, y=None,
+def sample_naive(model: nn.Module, n: int, image_size: int | tuple[int, int] = 28, *, y=None, h=None,
                  generator: torch.Generator | None = None, n_pixels: int | None = None) -> torch.Tensor:
     """Sample ``n`` images by running the whole network once per sub-pixel (H * W * C forward passes).
 
-    y: class label(s) for a class-conditional model (int or (n,)); generator: CPU torch.Generator for the noise;
+    y: class label(s) for a class-conditional model (int or (n,)); h: the vector (n, h_dim) or feature map
+    (n, cond_channels, H, W) of an h-conditioned model; generator: CPU torch.Generator for the noise;
     n_pixels: stop after this many pixels in raster order (the rest stay 0), e.g. to time a few steps.
-    Returns (n, C, H, W) uint8.
+    Returns (n, C, H, W) uint8, or (n, H, W) int64 codes for a code model (vocab > 0).
     """
     model.eval()
-    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, generator, n_pixels)
-    x = torch.zeros(n, c, hh, ww, dtype=torch.uint8, device=device)
+    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, h, generator, n_pixels)
+    x = _canvas(model, n, c, hh, ww, device)
+    code = _is_code_model(model)
     for i, j in positions:
         for ch in range(c):
-            logits = model(x, **cond)[:, :, ch, i, j]                                # (n, 256)
+            logits = model(x[:, 0], **cond)[:, :, i, j] if code else model(x, **cond)[:, :, ch, i, j]   # (n, K)
             x[:, ch, i, j] = _draw(logits, u[:, ch, i, j]).to(device)
-    return x.cpu()
+    return x[:, 0].cpu() if code else x.cpu()
 
 
 @torch.no_grad()
-def sample_cached(model: nn.Module, n: int, image_size: int | tuple[int, int] = 28, *, y=None,
+def sample_cached(model: nn.Module, n: int, image_size: int | tuple[int, int] = 28, *, y=None, h=None,
                   generator: torch.Generator | None = None, n_pixels: int | None = None) -> torch.Tensor:
     """Sample like :func:`sample_naive` (same arguments, identical images for the same generator state), computing only
     what each new pixel changes: for PixelCNN one position of every layer per pixel; for GatedPixelCNN the vertical
-    stack once per row and one position of the horizontal stack per pixel. Returns (n, C, H, W) uint8.
+    stack once per row and one position of the horizontal stack per pixel (and one attention step, from cached keys
+    and values). Returns (n, C, H, W) uint8, or (n, H, W) int64 codes for a code model.
     """
     model.eval()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # every op works on (n, channels) vectors: intra-op threads only add overhead
     try:
-        return _sample_cached(model, n, image_size, y, generator, n_pixels)
+        return _sample_cached(model, n, image_size, y, h, generator, n_pixels)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sample_cached(model: nn.Module, n: int, image_size, y, generator, n_pixels) -> torch.Tensor:
-    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, generator, n_pixels)
+def _sample_cached(model: nn.Module, n: int, image_size, y, h, generator, n_pixels) -> torch.Tensor:
+    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, h, generator, n_pixels)
     if isinstance(model, GatedPixelCNN):
-        state = _GatedCache(model, n, hh, ww, device, cond.get("y"))
+        state = _GatedCache(model, n, hh, ww, device, cond.get("y"), cond.get("h"))
     elif isinstance(model, PixelCNN):
         state = _PixelCNNCache(model, n, hh, ww, device)
     else:
         raise TypeError(f"sample_cached knows PixelCNN and GatedPixelCNN, not {type(model).__name__}: use sample_naive")
-    x = torch.zeros(n, c, hh, ww, dtype=torch.uint8)
+    x = _canvas(model, n, c, hh, ww)
     row = -1
     for i, j in positions:
         if i != row:
@@ -343,7 +426,7 @@ def _sample_cached(model: nn.Module, n: int, image_size, y, generator, n_pixels)
             logits = state.logits_at(i, j)[:, ch]                                  # (n, 256)
             x[:, ch, i, j] = _draw(logits, u[:, ch, i, j]).cpu()
             state.set_pixel(i, j, ch, x[:, ch, i, j])
-    return x
+    return x[:, 0] if _is_code_model(model) else x
 
 
 def _dense(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -392,21 +475,27 @@ class _GatedCache:
     """Activation caches of a GatedPixelCNN: every layer's vertical and horizontal inputs (zero-padded by ``pad``),
     and for the current row the link from the vertical stack (+ the conditioning term) of every layer."""
 
-    def __init__(self, model: GatedPixelCNN, n: int, hh: int, ww: int, device, y):
+    def __init__(self, model: GatedPixelCNN, n: int, hh: int, ww: int, device, y, h=None):
         self.m, cfg = model, model.config
         self.pad = p = max(cfg.first_kernel, cfg.kernel) // 2 + 1
-        self.cond = model.condition(n, y, None, device)
-        c_in = [cfg.in_channels] + [cfg.channels] * (cfg.n_layers - 1)
-        self.x = torch.zeros(n, cfg.in_channels, hh + 2 * p, ww + 2 * p, device=device)
-        self.x[:, :, p:p + hh, p:p + ww] = -1.0                                   # uint8 0 -> -1 (model_input)
+        self.cond = model.condition(n, y, h, device, size=(hh, ww))
+        self.spatial = cfg.cond_channels > 0
+        c_in = [cfg.input_channels] + [cfg.channels] * (cfg.n_layers - 1)
+        self.x = torch.zeros(n, cfg.input_channels, hh + 2 * p, ww + 2 * p, device=device)
+        if cfg.vocab:
+            self.x[:, :, p:p + hh, p:p + ww] = model.code_embed.weight[0][None, :, None, None]   # code 0's embedding
+        else:
+            self.x[:, :, p:p + hh, p:p + ww] = -1.0                               # uint8 0 -> -1 (model_input)
         self.v = [self.x] + [torch.zeros(n, c, hh + 2 * p, ww + 2 * p, device=device) for c in c_in[1:]]
         self.h = [self.x] + [torch.zeros(n, c, hh + 2 * p, ww + 2 * p, device=device) for c in c_in[1:]]
-        self.ww = ww
+        self.hh, self.ww = hh, ww
         self.links: list[torch.Tensor] = []                                       # per layer (n, W, 2p)
         self.dense = [(_dense(layer.h_conv), _dense(layer.res), _dense(layer.skip)) for layer in model.layers]
+        # V * h: (n, 2p, 1, 1) / (n, 2p) for a vector h; whole maps (n, 2p, H, W) for a spatial h (rows taken later)
         self.cond_v = [layer._cond(layer.cond_v, self.cond, torch.empty(1, 1, 1, 1)) for layer in model.layers]
         self.cond_h = [layer._cond(layer.cond_h, self.cond, torch.empty(1, 1)) for layer in model.layers]
         self.head, self.out = _dense(model.head), _dense(model.out)
+        self.attention: dict = {}                                                 # cached keys and values
 
     def start_row(self, i: int) -> None:
         """The vertical stack for all of row i (it depends on rows < i only), and its links into the horizontal one."""
@@ -417,13 +506,21 @@ class _GatedCache:
             top = p + i - kh if layer.first else p + i - kh + 1                   # first input row of the window
             window = self.v[li][:, :, top:top + kh, p - kw // 2:p + ww + kw // 2]  # (n, c, kh, W + kw - 1)
             wv = layer.v_conv(window)                                             # (n, 2p, 1, W)
-            self.links.append((layer.link(wv)[:, :, 0] + (self.cond_h[li][:, :, None] if self.cond is not None
-                                                          else 0.0)).transpose(1, 2))
+            if self.cond is None:
+                cond_h, cond_v = 0.0, 0.0
+            elif self.spatial:
+                cond_h, cond_v = self.cond_h[li][:, :, i], self.cond_v[li][:, :, i:i + 1]   # row i of V * h
+            else:
+                cond_h, cond_v = self.cond_h[li][:, :, None], self.cond_v[li]
+            self.links.append((layer.link(wv)[:, :, 0] + cond_h).transpose(1, 2))
             if li + 1 < len(self.v):
-                self.v[li + 1][:, :, p + i, p:p + ww] = gated_activation(wv + self.cond_v[li])[:, :, 0]
+                self.v[li + 1][:, :, p + i, p:p + ww] = gated_activation(wv + cond_v)[:, :, 0]
 
     def set_pixel(self, i: int, j: int, ch: int, value: torch.Tensor) -> None:
-        self.x[:, ch, self.pad + i, self.pad + j] = value.to(self.x.device).float() / 255.0 * 2.0 - 1.0
+        if self.m.config.vocab:
+            self.x[:, :, self.pad + i, self.pad + j] = self.m.code_embed(value.to(self.x.device).long())
+        else:
+            self.x[:, ch, self.pad + i, self.pad + j] = value.to(self.x.device).float() / 255.0 * 2.0 - 1.0
 
     def logits_at(self, i: int, j: int) -> torch.Tensor:
         p, m = self.pad, self.m
@@ -438,8 +535,10 @@ class _GatedCache:
             if li + 1 < len(self.h):
                 self.h[li + 1][:, :, p + i, p + j] = h_new
             skip = skip + F.linear(g, ws, bs)
-        out = F.linear(F.relu(F.linear(F.relu(skip), *self.head)), *self.out)     # (n, C*256)
-        return out.view(out.shape[0], m.config.in_channels, N_LEVELS)             # (n, C, 256)
+        if m.attention is not None:
+            skip = skip + m.attention.step(skip, i * self.ww + j, (self.hh, self.ww), self.attention)
+        out = F.linear(F.relu(F.linear(F.relu(skip), *self.head)), *self.out)     # (n, C*K)
+        return out.view(out.shape[0], m.config.in_channels, m.config.levels)      # (n, C, K)
 
 
 # ------------------------------------------------------------------------------------------------------ recipes

@@ -34,13 +34,15 @@ from torch import nn
 class Quantized:
     """What :class:`VectorQuantizer` returns. quantized (B, D, H, W): z_q with the straight-through gradient; codes
     (B, H, W) int64; loss: the scalar to add to the reconstruction loss (commitment, + codebook term without EMA);
-    commitment: the unweighted ||z_e - sg[e]||^2; perplexity: exp(entropy) of this batch's code histogram."""
+    commitment: the unweighted ||z_e - sg[e]||^2; perplexity: exp(entropy) of this batch's code histogram;
+    inputs: z_e itself (B, D, H, W), detached (what dead-code restarts draw from)."""
 
     quantized: torch.Tensor
     codes: torch.Tensor
     loss: torch.Tensor
     commitment: torch.Tensor
     perplexity: torch.Tensor
+    inputs: torch.Tensor | None = None
 
 
 def nearest_code(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -94,7 +96,7 @@ class VectorQuantizer(nn.Module):
         perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
         st = flat + (e - flat).detach()                                        # straight-through: z_e + sg[e - z_e]
         return Quantized(rearrange(st, "(b h w) d -> b d h w", b=b, h=h, w=w), codes.view(b, h, w), loss,
-                         commitment.detach(), perplexity.detach())
+                         commitment.detach(), perplexity.detach(), z.detach())
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> None:

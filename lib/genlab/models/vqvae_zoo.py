@@ -1,0 +1,176 @@
+"""Zoo recipes of notebook 06: VQ-VAE-2 and its baselines on the faces world at 64x64 and on photo patches.
+
+* ``vqvae2_faces64``: two levels (top 8x8, bottom 16x16 codes, K = 256 each), EMA codebooks + dead-code restarts.
+* ``vqvae2_faces64_noema``: the same network and budget, codebooks learnt by gradient, no restarts (codebook health).
+* ``vqvae_faces64``: one level at 1/4 (16x16 codes) with K = 1024, i.e. the same code bits as the two-level model:
+  16 * 16 * 10 = 2560 = (8 * 8 + 16 * 16) * 8.
+* ``vqvae2_photos32``: the two-level model on 32x32 natural-image patches (scikit-image photos; top 4x4, bottom 8x8).
+
+One budget for the faces rows: Adam, lr 1e-3 with warm-up + cosine decay, batch 32, 3000 steps (cpu profile), loss =
+MSE(recon, x) + the quantizers' losses (images in [-1, 1]). Every ``restart_every`` steps the codes no batch used since
+the previous check are moved onto current encoder outputs (:meth:`~genlab.nn.quantize.VectorQuantizer.
+restart_dead_codes`), for the rows with ``restarts``.
+
+Metrics (deterministic, on held-out images): ``recon_psnr`` (dB, images in [0, 1]) and per level the code-map
+perplexity and the number of dead codes (codes no held-out image uses).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import torch
+from torch import nn
+
+from genlab.models.vqvae import VQVAE, VQVAE2, VQVAEConfig
+
+RESOLUTION = 64
+N_EVAL = 2000             # held-out faces for the metrics (the first 2000 of the test split)
+
+_BASE = VQVAEConfig(channels=64, res_hidden=32, n_res=2, embed_dim=32, num_codes=256)
+_CI = dict(channels=8, res_hidden=8, n_res=1, embed_dim=8, num_codes=16)
+
+
+def vqvae_config(profile: str, *, levels: int = 2, ema: bool = True, restarts: bool = True,
+                 num_codes: int | None = None, dataset: str = "faces64") -> dict:
+    """{"model": VQVAEConfig fields + "levels", "train": {...}} for a profile (ci: a smoke run; gpu: wider, longer)."""
+    model = _BASE if profile != "ci" else replace(_BASE, **_CI)
+    if profile == "gpu":
+        model = replace(model, channels=128, res_hidden=64, embed_dim=64)
+    model = replace(model, ema=ema, **({"num_codes": num_codes} if num_codes and profile != "ci" else {}))
+    if levels == 1:
+        model = replace(model, downsample=4)
+    train = {"ci": dict(steps=4, batch_size=4), "cpu": dict(steps=3000, batch_size=32),
+             "gpu": dict(steps=30000, batch_size=64)}[profile]
+    return {"model": {**asdict(model), "levels": levels},
+            "train": {**train, "lr": 1e-3, "warmup": 0.02, "restart_every": (2 if profile == "ci" else 100) if restarts else 0,
+                      "dataset": dataset}}
+
+
+def build(model_config: dict) -> nn.Module:
+    cfg = dict(model_config)
+    levels = cfg.pop("levels")
+    return (VQVAE2 if levels == 2 else VQVAE)(VQVAEConfig(**cfg))
+
+
+def quantizers(model: nn.Module) -> dict[str, nn.Module]:
+    """{"top": ..., "bottom": ...} for VQVAE2, {"codes": ...} for VQVAE."""
+    return {"top": model.quant_t, "bottom": model.quant_b} if isinstance(model, VQVAE2) else {"codes": model.quantizer}
+
+
+def training_images(dataset: str, split: str) -> torch.Tensor:
+    """uint8 images (N, 3, R, R): faces64 -> the faces world at 64x64 (train: 20,000; test: the first N_EVAL);
+    photos32 -> 32x32 photo patches (train 2,786; test 459)."""
+    if dataset == "faces64":
+        from genlab.data.faces import faces
+        return faces(split, n=None if split == "train" else N_EVAL, resolution=RESOLUTION, as_uint8=True)[0]
+    if dataset == "photos32":
+        from genlab.data.photos import photo_patches
+        return (photo_patches(split, size=32) * 255).round().to(torch.uint8)
+    raise ValueError(f"unknown dataset {dataset!r}: faces64 or photos32")
+
+
+def to_model(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float in [-1, 1]."""
+    return x.float() / 127.5 - 1.0
+
+
+def _train(model: nn.Module, config: dict, job, name: str):
+    from genlab.train import StepBatches, TrainState, fit, warmup_cosine, wrap_ddp
+
+    t = config["train"]
+    opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
+    state = TrainState(model=wrap_ddp(model), optimizer=opt)
+    quants = quantizers(model)
+
+    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
+        for group in opt.param_groups:
+            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+        out = state.model(to_model(batch[0]))
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        logs = {"mse": out.recon_loss.detach(), **{f"perplexity_{k}": q.perplexity for k, q in out.levels.items()}}
+        if t["restart_every"] and (state.step + 1) % t["restart_every"] == 0:
+            g = torch.Generator().manual_seed(job.seed * 1_000_003 + state.step)   # resume-exact restarts
+            for k, vq in quants.items():
+                logs[f"restarted_{k}"] = torch.tensor(float(len(vq.restart_dead_codes(out.levels[k].inputs, g))))
+                vq.reset_usage()
+        return logs
+
+    data = StepBatches(training_images(t["dataset"], "train"), batch_size=t["batch_size"], seed=job.seed)
+    return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t["steps"] // 10, 1), resume=job.resume, meta=job.meta(config),
+               progress=job.progress, desc=name)
+
+
+@torch.no_grad()
+def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """uint8 images (N, 3, H, W) -> {level: codes (N, h, w) int64} on the CPU (eval mode)."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, len(images), batch_size):
+        x = to_model(images[i:i + batch_size].to(device))
+        levels = dict(zip(("top", "bottom"), model.encode(x))) if isinstance(model, VQVAE2) else \
+            {"codes": model.encode(x)}
+        for k, q in levels.items():
+            out.setdefault(k, []).append(q.codes.cpu())
+    model.train(was)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) -> reconstructions (N, 3, H, W) float in [0, 1] (eval mode)."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out = [model(to_model(images[i:i + batch_size].to(device))).recon.float().cpu()
+           for i in range(0, len(images), batch_size)]
+    model.train(was)
+    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+
+
+def evaluate_on(model: nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """recon_psnr, and per level perplexity_LEVEL / dead_codes_LEVEL over the code maps of ``images`` (uint8)."""
+    from genlab.metrics.image_quality import psnr
+
+    metrics = {"recon_psnr": psnr(reconstruct(model, images), images.float() / 255)}
+    for k, codes in encode_codes(model, images).items():
+        vq = quantizers(model)[k]
+        metrics[f"perplexity_{k}"] = vq.perplexity_of(codes)
+        metrics[f"dead_codes_{k}"] = float(vq.num_codes - len(torch.unique(codes)))
+    return metrics
+
+
+def _evaluate_fn(dataset: str):
+    def evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
+        return evaluate_on(model.to(device), training_images(dataset, "test"))
+    return evaluate
+
+
+_DATA = {"faces64": f"genlab.data.faces at 64x64: the train split (20,000 faces) for training, the first {N_EVAL} "
+                    "test faces for the metrics",
+         "photos32": "genlab.data.photos.photo_patches at 32x32: train split (2,786 patches of astronaut, coffee, "
+                     "immunohistochemistry), test split (459 patches of chelsea) for the metrics"}
+
+
+def _recipe(name: str, summary: str, config, dataset: str):
+    from genlab.zoo import Recipe
+
+    levels = ("top", "bottom") if config("ci")["model"]["levels"] == 2 else ("codes",)
+    tol = {"recon_psnr": 0.05, **{f"dead_codes_{k}": 2.0 for k in levels}, **{f"perplexity_{k}": 1.0 for k in levels}}
+    return Recipe(name=name, summary=summary, build=build, config=config,
+                  train=lambda m, c, j: _train(m, c, j, name), evaluate=_evaluate_fn(dataset), metrics=tol,
+                  data=_DATA[dataset])
+
+
+VQVAE2_FACES = _recipe("vqvae2_faces64", "VQ-VAE-2 (top 8x8 + bottom 16x16 codes, K=256, EMA + restarts), faces 64x64",
+                       lambda p: vqvae_config(p), "faces64")
+VQVAE2_FACES_NOEMA = _recipe("vqvae2_faces64_noema", "VQ-VAE-2 with gradient-learnt codebooks, no restarts, faces 64",
+                             lambda p: vqvae_config(p, ema=False, restarts=False), "faces64")
+VQVAE_FACES = _recipe("vqvae_faces64", "one-level VQ-VAE (16x16 codes, K=1024: the same bits as VQ-VAE-2), faces 64",
+                      lambda p: vqvae_config(p, levels=1, num_codes=1024), "faces64")
+VQVAE2_PHOTOS = _recipe("vqvae2_photos32", "VQ-VAE-2 (top 4x4 + bottom 8x8 codes, K=256) on 32x32 photo patches",
+                        lambda p: vqvae_config(p, dataset="photos32"), "photos32")
