@@ -46,6 +46,15 @@ def ensure_env() -> None:
     STAMP.write_text(want + "\n")
 
 
+def _workers(args: list[str]) -> list[str]:
+    """pytest-xdist options: one worker per core (at most 4), whole files per worker (a notebook's cells share one
+    kernel); none if the caller chose ``-n`` / ``-p no:xdist`` or runs on a single core."""
+    if any(a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
+        return []
+    n = min(os.cpu_count() or 1, 4)
+    return ["-n", str(n), "--dist", "loadfile"] if n > 1 else []
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test", "setup"):
         print(__doc__)
@@ -59,7 +68,7 @@ def main(argv: list[str]) -> int:
         cmd = [str(BIN / "genlab"), "run", *argv[1:]]
     else:
         env["GENLAB_PROFILE"] = env.get("GENLAB_TEST_PROFILE", "ci")
-        cmd = [str(PYTHON), "-m", "pytest", *argv[1:]]
+        cmd = [str(PYTHON), "-m", "pytest", *_workers(argv[1:]), *argv[1:]]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 

@@ -110,22 +110,23 @@ VQVAE = "vqvae2_faces64"      # the shipped VQ-VAE-2 whose codes the priors mode
 N_VAL = 1000                  # the last 1000 train faces' codes: held out from prior training (not used to select)
 
 
-@torch.no_grad()
-def _codes_of(split: str) -> dict[str, torch.Tensor]:
-    """The shipped VQ-VAE-2's codes of the faces train split (20,000) or the first 2000 test faces."""
-    from genlab.checkpoints import load_pretrained
-    from genlab.models.vqvae_zoo import encode_codes, training_images
-
-    return encode_codes(load_pretrained(VQVAE).model, training_images("faces64", split))
-
-
 _CODES: dict[str, dict[str, torch.Tensor]] = {}
 
 
+@torch.no_grad()
 def codes(split: str) -> dict[str, torch.Tensor]:
-    """{"top": (N, 8, 8), "bottom": (N, 16, 16)} int64 codes of a faces split, encoded once per process."""
+    """{"top": (N, 8, 8), "bottom": (N, 16, 16)} int64 codes from the shipped VQ-VAE-2, encoded once per process:
+    split "train" (the faces train split without its last N_VAL faces), "val" (those N_VAL) or "test" (the first
+    2000 test faces)."""
+    from genlab.checkpoints import load_pretrained
+    from genlab.models.vqvae_zoo import encode_codes, training_images
+
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
     if split not in _CODES:
-        _CODES[split] = _codes_of(split)
+        images = training_images("faces64", "test" if split == "test" else "train")
+        images = {"train": images[:-N_VAL], "val": images[-N_VAL:], "test": images}[split]
+        _CODES[split] = encode_codes(load_pretrained(VQVAE).model, images)
     return _CODES[split]
 
 
@@ -152,7 +153,7 @@ def _train(model: CodePrior, config: dict, job, name: str):
 
     t = config["train"]
     c = codes("train")
-    top, bottom = c["top"][:-N_VAL], c["bottom"][:-N_VAL]
+    top, bottom = c["top"], c["bottom"]
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=0.0)
     state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
 
@@ -197,8 +198,7 @@ def prior_bits(model: CodePrior, top: torch.Tensor, bottom: torch.Tensor | None 
 
 def _evaluate_fn(level: str):
     def evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
-        test, train = codes("test"), codes("train")
-        val = {k: v[-N_VAL:] for k, v in train.items()}
+        test, val = codes("test"), codes("val")
         if level == "top":
             return {"test_bits_per_code": prior_bits(model.to(device), test["top"]),
                     "val_bits_per_code": prior_bits(model, val["top"])}
