@@ -194,7 +194,7 @@ def test_course_notebooks_grade_full_marks_and_their_release_fails_cleanly(tmp_p
 
     release(COURSE, tmp_path / "released")
     results = grade([*COURSE, tmp_path / "released"], tmp_path / "grades", instructor=COURSE,
-                    config=GradeConfig(timeout=300, jobs=2))
+                    config=GradeConfig(timeout=900, jobs=2))   # generous: a correctness test, not a timing one
     for r in results:
         errors = [f"cell {e['index']} ({e['kind']}): {e['ename']}: {e['evalue']}" for e in r.errors]
         assert r.status == "ok", (r.path, r.message)

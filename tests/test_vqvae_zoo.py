@@ -17,7 +17,8 @@ from genlab.models.vqvae_zoo import evaluate_on
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae_faces64", "vqvae2_photos32", "vqvae2_faces64_prior_top"]  # TEMP
+SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae_faces64", "vqvae2_photos32", "vqvae2_faces64_prior_top",
+           "vqvae2_faces64_prior_bottom"]
 
 
 def test_psnr_is_10_log10_of_one_over_the_mse():
