@@ -68,7 +68,11 @@ def main(argv: list[str]) -> int:
         cmd = [str(BIN / "genlab"), "run", *argv[1:]]
     else:
         env["GENLAB_PROFILE"] = env.get("GENLAB_TEST_PROFILE", "ci")
-        cmd = [str(PYTHON), "-m", "pytest", *_workers(argv[1:]), *argv[1:]]
+        workers = _workers(argv[1:])
+        if workers:  # one thread per process: two OpenMP teams spin-waiting on 2 cores make tiny ops 100x slower
+            env.setdefault("OMP_NUM_THREADS", "1")
+            env.setdefault("GENLAB_THREADS", "1")
+        cmd = [str(PYTHON), "-m", "pytest", *workers, *argv[1:]]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 

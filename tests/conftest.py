@@ -20,3 +20,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def cores() -> int:
+    """Threads a test of large batched ops may use: 2 on a multi-core machine, 1 under pytest-xdist (every worker
+    already keeps a core busy; two OpenMP teams on two cores stall each other)."""
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -26,9 +25,9 @@ def test_provenance_describes_the_shipped_file(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dcgan_mnist", "dcgan_faces32", "face_regressor", *STYLEGANS])
-def test_shipped_checkpoint_reproduces_its_metrics(name):
+def test_shipped_checkpoint_reproduces_its_metrics(name, cores):
     # thousands of images through each network: large batched ops, which use both cores well (one_thread restores)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(cores)
     for check in evaluate_shipped(name, device="cpu"):
         assert check.ok, (name, check)
 

@@ -235,7 +235,7 @@ def test_cropping_the_rows_below_does_not_change_the_logits_above(cls):
 
 # ---------------------------------------------------------------------------------------------- shipped checkpoints
 @pytest.mark.parametrize("name,cls", [("row_lstm_mnist", RowLSTM), ("diagonal_bilstm_mnist", DiagonalBiLSTM)])
-def test_shipped_checkpoint_reproduces_its_test_bpd(name, cls):
+def test_shipped_checkpoint_reproduces_its_test_bpd(name, cls, cores):
     """Re-evaluate the shipped model on the first QUICK_N test digits and compare with the value its provenance
     stores for them (``genlab eval NAME`` re-checks all 1000); fail if it drifts."""
     prov = read_provenance(name)
@@ -243,7 +243,7 @@ def test_shipped_checkpoint_reproduces_its_test_bpd(name, cls):
     assert prov["sha256"] == sha256(shipped_path(name)) and prov["train_seconds"] > 0
     model = load_pretrained(name).model
     assert isinstance(model, cls) and not model.training
-    torch.set_num_threads(2)                                           # 250 digits: worth the second core
+    torch.set_num_threads(cores)                                       # 250 digits: worth the second core
     measured = test_split_bpd(model, "cpu", n=QUICK_N)
     stored = prov["metrics"][f"test_bpd_first{QUICK_N}"]
     assert abs(measured - stored) <= get_recipe(name).metrics[f"test_bpd_first{QUICK_N}"], (measured, stored)

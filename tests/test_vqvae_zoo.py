@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -85,7 +84,30 @@ def test_provenance_describes_the_shipped_file(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_checkpoint_reproduces_its_metrics(name):
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+def test_shipped_checkpoint_reproduces_its_metrics(name, cores):
+    torch.set_num_threads(cores)                           # large batched ops (one_thread restores)
     for check in evaluate_shipped(name, device="cpu"):
         assert check.ok, (name, check)
+
+
+def test_train_on_a_local_image_folder_and_clear_errors(tmp_path):
+    from PIL import Image
+
+    from genlab.config import setup
+    from genlab.models.vqvae_zoo import train_on_folder
+
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for i in range(5):
+        pixels = torch.randint(0, 256, (40, 48, 3), generator=g, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / ("sub" if i % 2 else "") / f"im{i}.png")
+    run = setup("ci", seed=0)
+    model = train_on_folder(folder, run, size=16, out=tmp_path / "runs", progress=False)
+    assert isinstance(model, VQVAE2) and not model.training
+    assert (tmp_path / "runs" / "vqvae2_folder16" / "ci" / "last.pt").exists()
+    assert evaluate_on(model, torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))["recon_psnr"] > 0
+    with pytest.raises(ValueError, match="multiple of 8"):
+        train_on_folder(folder, run, size=20, out=tmp_path / "runs")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train_on_folder(tmp_path / "nowhere", run, size=16, out=tmp_path / "runs")

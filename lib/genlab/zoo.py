@@ -45,6 +45,7 @@ RECIPES: dict[str, str] = {
     "vqvae2_faces64": "genlab.models.vqvae_zoo:VQVAE2_FACES",
     "vqvae2_faces64_noema": "genlab.models.vqvae_zoo:VQVAE2_FACES_NOEMA",
     "vqvae_faces64": "genlab.models.vqvae_zoo:VQVAE_FACES",
+    "vqvae2_faces64_bottleneck": "genlab.models.vqvae_zoo:VQVAE2_FACES_BOTTLENECK",
     "vqvae2_photos32": "genlab.models.vqvae_zoo:VQVAE2_PHOTOS",
     "vqvae2_faces64_prior_top": "genlab.models.vqvae_prior:PRIOR_TOP",
     "vqvae2_faces64_prior_bottom": "genlab.models.vqvae_prior:PRIOR_BOTTOM",

@@ -60,7 +60,8 @@ def decoder(c_in: int, c_out: int, channels: int, doublings: int, n_res: int, re
 @dataclass
 class VQVAEConfig:
     """channels: hidden width; embed_dim: code vector size; num_codes: codebook size (per level); downsample: the
-    one-level model's total downsampling (a power of 2); ema: EMA codebooks (False: learnt by gradient)."""
+    one-level model's total downsampling (a power of 2); ema: EMA codebooks (False: learnt by gradient);
+    bottom_codes: VQ-VAE-2's bottom codebook size if it differs from num_codes (0: the same)."""
 
     image_channels: int = 3
     channels: int = 64
@@ -72,6 +73,7 @@ class VQVAEConfig:
     beta: float = 0.25
     ema: bool = True
     decay: float = 0.99
+    bottom_codes: int = 0
 
     def __post_init__(self):
         d = self.downsample
@@ -142,7 +144,7 @@ class VQVAE2(nn.Module):
         self.quant_t = VectorQuantizer(c.num_codes, e, beta=c.beta, ema=c.ema, decay=c.decay)
         self.dec_t = decoder(e, e, c.channels, 1, c.n_res, c.res_hidden)                        # 1/8 -> 1/4
         self.pre_quant_b = nn.Conv2d(c.channels + e, e, 1)
-        self.quant_b = VectorQuantizer(c.num_codes, e, beta=c.beta, ema=c.ema, decay=c.decay)
+        self.quant_b = VectorQuantizer(c.bottom_codes or c.num_codes, e, beta=c.beta, ema=c.ema, decay=c.decay)
         self.up_t = nn.ConvTranspose2d(e, e, 4, stride=2, padding=1)                            # top codes to 1/4
         self.dec = decoder(2 * e, c.image_channels, c.channels, 2, c.n_res, c.res_hidden)       # 1/4 -> 1
 

@@ -4,12 +4,18 @@
 * ``vqvae2_faces64_noema``: the same network and budget, codebooks learnt by gradient, no restarts (codebook health).
 * ``vqvae_faces64``: one level at 1/4 (16x16 codes) with K = 1024, i.e. the same code bits as the two-level model:
   16 * 16 * 10 = 2560 = (8 * 8 + 16 * 16) * 8.
+* ``vqvae2_faces64_bottleneck``: the bottom codebook cut to 16 codes (4 bits per bottom code): does a bottleneck on the
+  bottom level push the global structure into the top codes?
 * ``vqvae2_photos32``: the two-level model on 32x32 natural-image patches (scikit-image photos; top 4x4, bottom 8x8).
 
 One budget for the faces rows: Adam, lr 1e-3 with warm-up + cosine decay, batch 32, 3000 steps (cpu profile), loss =
 MSE(recon, x) + the quantizers' losses (images in [-1, 1]). Every ``restart_every`` steps the codes no batch used since
 the previous check are moved onto current encoder outputs (:meth:`~genlab.nn.quantize.VectorQuantizer.
 restart_dead_codes`), for the rows with ``restarts``.
+
+Your own images: :func:`train_on_folder` trains the same VQ-VAE-2 (the run's profile: gpu = wider, 30k steps) on every
+.png / .jpg under a local folder, at 128x128 or 256x256 (notebook 06's ``image_folder`` parameter). Nothing is
+downloaded; a missing or empty folder is a clear error.
 
 Metrics (deterministic, on held-out images): ``recon_psnr`` (dB, images in [0, 1]) and per level the code-map
 perplexity and the number of dead codes (codes no held-out image uses).
@@ -31,17 +37,21 @@ _CI = dict(channels=8, res_hidden=8, n_res=1, embed_dim=8, num_codes=16)
 
 
 def vqvae_config(profile: str, *, levels: int = 2, ema: bool = True, restarts: bool = True,
-                 num_codes: int | None = None, dataset: str = "faces64") -> dict:
+                 num_codes: int | None = None, bottom_codes: int = 0, dataset: str = "faces64") -> dict:
     """{"model": VQVAEConfig fields + "levels", "train": {...}} for a profile (ci: a smoke run; gpu: wider, longer)."""
     model = _BASE if profile != "ci" else replace(_BASE, **_CI)
     if profile == "gpu":
         model = replace(model, channels=128, res_hidden=64, embed_dim=64)
-    model = replace(model, ema=ema, **({"num_codes": num_codes} if num_codes and profile != "ci" else {}))
+    model = replace(model, ema=ema, **({"num_codes": num_codes} if num_codes and profile != "ci" else {}),
+                    **({"bottom_codes": bottom_codes} if bottom_codes and profile != "ci" else {}))
     if levels == 1:
         model = replace(model, downsample=4)
     train = {"ci": dict(steps=4, batch_size=4), "cpu": dict(steps=3000, batch_size=32),
              "gpu": dict(steps=30000, batch_size=64)}[profile]
-    return {"model": {**asdict(model), "levels": levels},
+    fields = asdict(model)
+    if not fields["bottom_codes"]:
+        del fields["bottom_codes"]                 # the default; kept out so older provenance configs still match
+    return {"model": {**fields, "levels": levels},
             "train": {**train, "lr": 1e-3, "warmup": 0.02, "restart_every": (2 if profile == "ci" else 100) if restarts else 0,
                       "dataset": dataset}}
 
@@ -55,6 +65,15 @@ def build(model_config: dict) -> nn.Module:
 def quantizers(model: nn.Module) -> dict[str, nn.Module]:
     """{"top": ..., "bottom": ...} for VQVAE2, {"codes": ...} for VQVAE."""
     return {"top": model.quant_t, "bottom": model.quant_b} if isinstance(model, VQVAE2) else {"codes": model.quantizer}
+
+
+def folder_images(folder, size: int) -> torch.Tensor:
+    """uint8 (N, 3, size, size) from every image under ``folder`` (center-cropped, resized; genlab.data.folders)."""
+    from genlab.data.folders import image_folder
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8:
+        raise ValueError(f"size must be a multiple of 8 (VQ-VAE-2 downsamples by 8), e.g. 128 or 256; got {size!r}")
+    return (image_folder(folder, size) * 255).round().to(torch.uint8)
 
 
 def training_images(dataset: str, split: str) -> torch.Tensor:
@@ -97,7 +116,8 @@ def _train(model: nn.Module, config: dict, job, name: str):
                 vq.reset_usage()
         return logs
 
-    data = StepBatches(training_images(t["dataset"], "train"), batch_size=t["batch_size"], seed=job.seed)
+    images = folder_images(t["folder"], t["size"]) if t["dataset"] == "folder" else training_images(t["dataset"], "train")
+    data = StepBatches(images, batch_size=t["batch_size"], seed=job.seed)
     return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
                checkpoint_every=max(t["steps"] // 10, 1), resume=job.resume, meta=job.meta(config),
                progress=job.progress, desc=name)
@@ -172,5 +192,31 @@ VQVAE2_FACES_NOEMA = _recipe("vqvae2_faces64_noema", "VQ-VAE-2 with gradient-lea
                              lambda p: vqvae_config(p, ema=False, restarts=False), "faces64")
 VQVAE_FACES = _recipe("vqvae_faces64", "one-level VQ-VAE (16x16 codes, K=1024: the same bits as VQ-VAE-2), faces 64",
                       lambda p: vqvae_config(p, levels=1, num_codes=1024), "faces64")
+VQVAE2_FACES_BOTTLENECK = _recipe("vqvae2_faces64_bottleneck", "VQ-VAE-2 with a 16-code bottom codebook (4 bits per "
+                                  "bottom code), faces 64x64", lambda p: vqvae_config(p, bottom_codes=16), "faces64")
 VQVAE2_PHOTOS = _recipe("vqvae2_photos32", "VQ-VAE-2 (top 4x4 + bottom 8x8 codes, K=256) on 32x32 photo patches",
                         lambda p: vqvae_config(p, dataset="photos32"), "photos32")
+
+
+def train_on_folder(folder, run=None, *, size: int = 128, out="runs", resume: bool = True,
+                    progress: bool = True) -> VQVAE2:
+    """Train the VQ-VAE-2 of ``run``'s profile on your images (every .png / .jpg under ``folder``, center-cropped and
+    resized to ``size`` x ``size``, a multiple of 8) and return it in eval mode. Checkpoints go to
+    ``out/vqvae2_folder{size}/PROFILE/last.pt`` (an interrupted run resumes there); nothing is shipped."""
+    from pathlib import Path
+
+    from genlab.config import setup
+    from genlab.train import prepare_model
+    from genlab.zoo import TrainJob
+
+    run = run if run is not None else setup("auto", 0)
+    images = folder_images(folder, size)                    # fails early and clearly on a bad folder or size
+    config = vqvae_config(run.profile, dataset="folder")
+    config["train"].update(folder=str(Path(folder).expanduser().resolve()), size=size)
+    name = f"vqvae2_folder{size}"
+    job = TrainJob(profile=run.profile, device=run.device, seed=0, command=f"train_on_folder({str(folder)!r}, "
+                   f"size={size})", data=f"{len(images)} images under {config['train']['folder']} at {size}x{size}",
+                   checkpoint=Path(out) / name / run.profile / "last.pt", resume=resume, progress=progress)
+    model = prepare_model(build(config["model"]), job.device)
+    _train(model, config, job, name)
+    return model.eval()
