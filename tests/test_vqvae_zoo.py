@@ -16,7 +16,8 @@ from genlab.models.vqvae_zoo import evaluate_on
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae_faces64", "vqvae2_photos32", "vqvae2_faces64_prior_top",
+SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae2_faces64_bottleneck", "vqvae_faces64", "vqvae2_photos32",
+           "vqvae2_faces64_prior_top",
            "vqvae2_faces64_prior_bottom"]
 
 
