@@ -93,7 +93,8 @@ def to_model(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0
 
 
-def _train(model: nn.Module, config: dict, job, name: str):
+def _train(model: nn.Module, config: dict, job, name: str, images: torch.Tensor | None = None):
+    """Fit on ``images`` (uint8, N x 3 x H x W), by default the recipe dataset's train split."""
     from genlab.train import StepBatches, TrainState, fit, warmup_cosine, wrap_ddp
 
     t = config["train"]
@@ -116,7 +117,7 @@ def _train(model: nn.Module, config: dict, job, name: str):
                 vq.reset_usage()
         return logs
 
-    images = folder_images(t["folder"], t["size"]) if t["dataset"] == "folder" else training_images(t["dataset"], "train")
+    images = training_images(t["dataset"], "train") if images is None else images
     data = StepBatches(images, batch_size=t["batch_size"], seed=job.seed)
     return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
                checkpoint_every=max(t["steps"] // 10, 1), resume=job.resume, meta=job.meta(config),
@@ -218,5 +219,5 @@ def train_on_folder(folder, run=None, *, size: int = 128, out="runs", resume: bo
                    f"size={size})", data=f"{len(images)} images under {config['train']['folder']} at {size}x{size}",
                    checkpoint=Path(out) / name / run.profile / "last.pt", resume=resume, progress=progress)
     model = prepare_model(build(config["model"]), job.device)
-    _train(model, config, job, name)
+    _train(model, config, job, name, images)
     return model.eval()
