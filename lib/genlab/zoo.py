@@ -34,6 +34,7 @@ RECIPES: dict[str, str] = {
     "pixelcnn_mnist": "genlab.models.pixelcnn:PIXELCNN_MNIST",
     "gated_pixelcnn_mnist": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST",
     "gated_pixelcnn_mnist_cond": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST_COND",
+    "gated_pixelcnn_mnist_cond_attn": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST_COND_ATTN",
     "row_lstm_mnist": "genlab.models.pixelrnn:ROW_LSTM_RECIPE",
     "diagonal_bilstm_mnist": "genlab.models.pixelrnn:DIAGONAL_BILSTM_RECIPE",
     "face_regressor": "genlab.models.face_regressor:RECIPE",

@@ -27,7 +27,7 @@ def regressor(device: torch.device | str = "cpu") -> nn.Module:
 
 
 @torch.no_grad()
-def read_factors(images: torch.Tensor, net: nn.Module | None = None, batch_size: int = 500) -> torch.Tensor:
+def read_factors(images: torch.Tensor, net: nn.Module | None = None, batch_size: int = 100) -> torch.Tensor:
     """Images (N, 3, H, H) in [-1, 1] (generator outputs) -> normalized factors (N, N_FACTORS)."""
     net = net if net is not None else regressor()
     dev = next(net.parameters()).device

@@ -106,7 +106,7 @@ def _space_name(space: str | nn.Module) -> str:
 
 
 @torch.no_grad()
-def features(images: torch.Tensor, space: str | nn.Module = "faces", *, batch_size: int = 500,
+def features(images: torch.Tensor, space: str | nn.Module = "faces", *, batch_size: int = 100,
              device: torch.device | str = "cpu") -> Features:
     """Features of ``images`` (N, C, H, W) float in [0, 1] in ``space``, batch by batch -> :class:`Features`."""
     net = feature_space(space, device)
@@ -139,7 +139,7 @@ def _pair(real, fake, space, batch_size: int, device) -> tuple[torch.Tensor, tor
 
 
 def fid(real: torch.Tensor | Features, fake: torch.Tensor | Features, space: str | nn.Module = "faces", *,
-        batch_size: int = 500, device: torch.device | str = "cpu") -> float:
+        batch_size: int = 100, device: torch.device | str = "cpu") -> float:
     """FID between two image sets in ``space``'s features -> float >= 0.
 
     real, fake: images (N, C, H, W) float in [0, 1], or their :class:`Features` in the same space.
@@ -155,7 +155,7 @@ def fid(real: torch.Tensor | Features, fake: torch.Tensor | Features, space: str
 
 
 def kid(real: torch.Tensor | Features, fake: torch.Tensor | Features, space: str | nn.Module = "faces", *,
-        subsets: int = 50, subset_size: int | None = None, batch_size: int = 500, seed: int = 0,
+        subsets: int = 50, subset_size: int | None = None, batch_size: int = 100, seed: int = 0,
         device: torch.device | str = "cpu") -> tuple[float, float]:
     """KID (mean, std over ``subsets`` random subsets of ``subset_size``, default min(N_real, N_fake, 1000)).
 

@@ -72,9 +72,10 @@ def bits_per_dim(logits: torch.Tensor, x_uint8: torch.Tensor, reduction: str = "
 
 @torch.no_grad()
 def evaluate_bpd(model: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor | None = None, *,
-                 batch_size: int = 250) -> float:
+                 batch_size: int = 16) -> float:
     """Mean bits/dim of ``model`` (``model(x) -> logits (B, 256, C, H, W)``, ``model(x, y)`` if ``y`` is given) over
-    the images ``x_uint8`` (N, C, H, W), batch by batch in eval mode on the model's device."""
+    the images ``x_uint8`` (N, C, H, W), batch by batch in eval mode on the model's device. Small batches are the
+    fast ones on a CPU (the activations stay in cache: 2-3x faster than 250 for the course's PixelCNNs)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -81,7 +81,7 @@ def random_affine(x: torch.Tensor, *, degrees: float = 10.0, scale: float = 0.1,
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 500) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 100) -> float:
     """Fraction of ``x`` (N, 1, 28, 28) classified as ``y`` (N,), in eval mode, batch by batch."""
     was_training = model.training
     model.eval()

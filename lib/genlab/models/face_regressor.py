@@ -74,7 +74,7 @@ class FaceRegressor(nn.Module):
         return self.head(self.features(x))
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, *, batch_size: int = 100) -> torch.Tensor:
         """Factors in their own units (B, N_FACTORS) for images (B, 3, H, W) in [0, 1] of any square size >= 16."""
         was = self.training
         self.eval()

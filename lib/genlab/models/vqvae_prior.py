@@ -176,7 +176,7 @@ def _train(model: CodePrior, config: dict, job, name: str):
 
 @torch.no_grad()
 def prior_bits(model: CodePrior, top: torch.Tensor, bottom: torch.Tensor | None = None,
-               batch_size: int = 500) -> float:
+               batch_size: int = 64) -> float:
     """Mean bits per code of the top codes (bottom None) or of the bottom codes given the top ones."""
     from genlab.metrics.likelihood import bits_per_code
 
