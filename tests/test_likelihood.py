@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genlab.metrics.likelihood import bits_per_dim, evaluate_bpd, nats_per_image
+from genlab.metrics.likelihood import (bits_per_dim, bits_per_subpixel, evaluate_bits_per_subpixel, evaluate_bpd,
+                                      nats_per_image)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see tests/conftest.py
@@ -82,3 +83,23 @@ class _Uniform(torch.nn.Module):
 def test_evaluate_bpd_over_batches():
     x = torch.randint(0, 256, (7, 1, 3, 3), dtype=torch.uint8)
     assert evaluate_bpd(_Uniform(), x, batch_size=3) == pytest.approx(8.0, abs=1e-6)
+
+
+def test_bits_per_subpixel_is_exact_per_position_and_averages_to_the_bits_per_dim():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 256, 2, 4, 5)
+    x = torch.randint(0, 256, (3, 2, 4, 5), dtype=torch.uint8)
+    bits = bits_per_subpixel(logits, x)
+    assert bits.shape == x.shape
+    b, c, r, s = 1, 1, 2, 3
+    want = -torch.log_softmax(logits[b, :, c, r, s], 0)[x[b, c, r, s].long()] / math.log(2)
+    assert float(bits[b, c, r, s]) == pytest.approx(float(want), rel=1e-5)
+    assert float(bits.mean()) == pytest.approx(float(bits_per_dim(logits, x)), rel=1e-5)
+    with pytest.raises(TypeError, match="integer pixel values"):
+        bits_per_subpixel(logits, x.float())
+
+
+def test_evaluate_bits_per_subpixel_over_batches():
+    x = torch.randint(0, 256, (7, 1, 3, 3), dtype=torch.uint8)
+    bits = evaluate_bits_per_subpixel(_Uniform(), x, batch_size=3)
+    assert bits.shape == (7, 1, 3, 3) and torch.allclose(bits, torch.full_like(bits, 8.0))

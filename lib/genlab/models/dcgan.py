@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from genlab.nn.eval_mode import evaluating
+
 IMAGE_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> size of the smallest feature map
 _RANGE_SLACK = 0.5                   # D rejects inputs beyond [-1 - slack, 1 + slack]: surely not tanh-range images
 
@@ -168,10 +170,8 @@ def generate(G: nn.Module, n: int, *, seed: int = 0, batch_size: int = 500) -> t
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.config.z_dim, generator=g)
     device = next(G.parameters()).device
-    was = G.training
-    G.eval()
-    out = torch.cat([G(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)])
-    G.train(was)
+    with evaluating(G):
+        out = torch.cat([G(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)])
     return (out.clamp(-1, 1) + 1) / 2
 
 

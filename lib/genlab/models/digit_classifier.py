@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data.mnist import mnist5k
+from genlab.nn.eval_mode import evaluating
 from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.zoo import Recipe, TrainJob
 
@@ -83,13 +84,11 @@ def random_affine(x: torch.Tensor, *, degrees: float = 10.0, scale: float = 0.1,
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 100) -> float:
     """Fraction of ``x`` (N, 1, 28, 28) classified as ``y`` (N,), in eval mode, batch by batch."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += (model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(x), batch_size):
+            correct += (model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
     return correct / len(x)
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from genlab.data.faces import (FACTOR_NAMES, N_FACTORS, denormalize_factors, faces, normalize_factors, render_faces,
                                sample_factors)
+from genlab.nn.eval_mode import evaluating
 from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.zoo import Recipe, TrainJob
 
@@ -76,13 +77,9 @@ class FaceRegressor(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, *, batch_size: int = 100) -> torch.Tensor:
         """Factors in their own units (B, N_FACTORS) for images (B, 3, H, W) in [0, 1] of any square size >= 16."""
-        was = self.training
-        self.eval()
         dev = next(self.parameters()).device
-        out = []
-        for i in range(0, len(x), batch_size):
-            out.append(self(x[i:i + batch_size].to(dev)).cpu())
-        self.train(was)
+        with evaluating(self):
+            out = [self(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)]
         return denormalize_factors(torch.cat(out).clamp(-1, 1))
 
 

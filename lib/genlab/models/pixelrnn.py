@@ -36,6 +36,7 @@ from torch import nn
 
 from genlab.data.mnist import mnist5k
 from genlab.metrics.likelihood import bits_per_dim, evaluate_bpd
+from genlab.nn.eval_mode import evaluating
 from genlab.nn.masked import MaskedConv2d
 from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, unwrap, warmup_cosine, wrap_ddp
 from genlab.zoo import Recipe, TrainJob
@@ -256,13 +257,11 @@ def sample(model: nn.Module, n: int, image_size: tuple[int, int] = (28, 28), *,
     else:
         x = torch.zeros(n, 1, height, width, dtype=torch.uint8, device=device)
         start_row = 0
-    was_training = model.training
-    model.eval()
-    for i in range(start_row, height):
-        for j in range(width):
-            probs = model(x[:, :, :i + 1])[:, :, 0, i, j].float().softmax(dim=1)   # p(x_ij | x_<ij), (n, 256)
-            x[:, 0, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(torch.uint8)
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(start_row, height):
+            for j in range(width):
+                probs = model(x[:, :, :i + 1])[:, :, 0, i, j].float().softmax(dim=1)   # p(x_ij | x_<ij), (n, 256)
+                x[:, 0, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(torch.uint8)
     return x
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from genlab.models import stylegan, stylegan2
+from genlab.nn.eval_mode import evaluating
 
 RESOLUTION = 32
 N_FID = 2000
@@ -111,13 +112,11 @@ def generate(G: nn.Module, n: int, *, seed: int = 0, psi: float = 1.0, cutoff: i
     """n images in [0, 1] (n, C, R, R); z and every noise map come from a generator seeded with ``seed``."""
     g = torch.Generator().manual_seed(seed)
     device = next(G.parameters()).device
-    was = G.training
-    G.eval()
     out = []
-    for i in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - i), G.config.z_dim, generator=g)
-        out.append(G(z.to(device), psi=psi, cutoff=cutoff, noise=g).float().cpu())
-    G.train(was)
+    with evaluating(G):
+        for i in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - i), G.config.z_dim, generator=g)
+            out.append(G(z.to(device), psi=psi, cutoff=cutoff, noise=g).float().cpu())
     return (torch.cat(out).clamp(-1, 1) + 1) / 2
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, sample_cached, sample_naive
 from genlab.models.vqvae import ResBlock
+from genlab.nn.eval_mode import evaluating
 
 
 @dataclass
@@ -92,13 +93,10 @@ class CodePrior(nn.Module):
     def sample(self, n: int, size: tuple[int, int] | int, cond: torch.Tensor | None = None, *,
                generator: torch.Generator | None = None, cached: bool = True) -> torch.Tensor:
         """n code maps (n, H, W) int64 (CPU); for the bottom prior ``cond`` is the (n, H/2, W/2) top codes."""
-        was = self.training
-        self.eval()
-        h = self.condition_map(None if cond is None else cond.to(next(self.parameters()).device))
         sampler = sample_cached if cached else sample_naive
-        out = sampler(self.pixelcnn, n, size, h=h, generator=generator)
-        self.train(was)
-        return out
+        with evaluating(self):
+            h = self.condition_map(None if cond is None else cond.to(next(self.parameters()).device))
+            return sampler(self.pixelcnn, n, size, h=h, generator=generator)
 
 
 def build(model_config: dict) -> CodePrior:
@@ -181,18 +179,16 @@ def prior_bits(model: CodePrior, top: torch.Tensor, bottom: torch.Tensor | None 
     from genlab.metrics.likelihood import bits_per_code
 
     device = next(model.parameters()).device
-    was = model.training
-    model.eval()
     total, n = 0.0, 0
-    for i in range(0, len(top), batch_size):
-        tb = top[i:i + batch_size].to(device)
-        if bottom is None:
-            bits = bits_per_code(model(tb).float(), tb)
-        else:
-            bb = bottom[i:i + batch_size].to(device)
-            bits = bits_per_code(model(bb, tb).float(), bb)
-        total, n = total + float(bits) * len(tb), n + len(tb)
-    model.train(was)
+    with evaluating(model):
+        for i in range(0, len(top), batch_size):
+            tb = top[i:i + batch_size].to(device)
+            if bottom is None:
+                bits = bits_per_code(model(tb).float(), tb)
+            else:
+                bb = bottom[i:i + batch_size].to(device)
+                bits = bits_per_code(model(bb, tb).float(), bb)
+            total, n = total + float(bits) * len(tb), n + len(tb)
     return total / n
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from genlab.models.vqvae import VQVAE, VQVAE2, VQVAEConfig
+from genlab.nn.eval_mode import evaluating
 
 RESOLUTION = 64
 N_EVAL = 2000             # held-out faces for the metrics (the first 2000 of the test split)
@@ -128,16 +129,14 @@ def _train(model: nn.Module, config: dict, job, name: str, images: torch.Tensor 
 def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> dict[str, torch.Tensor]:
     """uint8 images (N, 3, H, W) -> {level: codes (N, h, w) int64} on the CPU (eval mode)."""
     device = next(model.parameters()).device
-    was = model.training
-    model.eval()
     out: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, len(images), batch_size):
-        x = to_model(images[i:i + batch_size].to(device))
-        levels = dict(zip(("top", "bottom"), model.encode(x))) if isinstance(model, VQVAE2) else \
-            {"codes": model.encode(x)}
-        for k, q in levels.items():
-            out.setdefault(k, []).append(q.codes.cpu())
-    model.train(was)
+    with evaluating(model):
+        for i in range(0, len(images), batch_size):
+            x = to_model(images[i:i + batch_size].to(device))
+            levels = dict(zip(("top", "bottom"), model.encode(x))) if isinstance(model, VQVAE2) else \
+                {"codes": model.encode(x)}
+            for k, q in levels.items():
+                out.setdefault(k, []).append(q.codes.cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -145,11 +144,9 @@ def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 250) 
 def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """uint8 images (N, 3, H, W) -> reconstructions (N, 3, H, W) float in [0, 1] (eval mode)."""
     device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    out = [model(to_model(images[i:i + batch_size].to(device))).recon.float().cpu()
-           for i in range(0, len(images), batch_size)]
-    model.train(was)
+    with evaluating(model):
+        out = [model(to_model(images[i:i + batch_size].to(device))).recon.float().cpu()
+               for i in range(0, len(images), batch_size)]
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 
