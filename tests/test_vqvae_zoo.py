@@ -12,7 +12,7 @@ from genlab.checkpoints import read_provenance, shipped_path
 from genlab.data.paths import sha256
 from genlab.metrics.image_quality import psnr, psnr_per_image
 from genlab.models.vqvae import VQVAE2, VQVAEConfig
-from genlab.models.vqvae_zoo import evaluate_on
+from genlab.models.vqvae_zoo import encode_codes, evaluate_on, reconstruct
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,9 +43,14 @@ def test_codebook_health_counts_exactly_the_unused_codes():
     for vq in (model.quant_t, model.quant_b):
         vq.codebook.data.fill_(1e4)
         vq.codebook.data[3] = 0.0
-    m = evaluate_on(model, torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8))
+    x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    m = evaluate_on(model, x)
     assert m["dead_codes_top"] == m["dead_codes_bottom"] == 15 and m["perplexity_top"] == pytest.approx(1.0)
     assert m["recon_psnr"] > 0
+    given = evaluate_on(model, x, codes=encode_codes(model, x), recon=reconstruct(model, x))   # reused, same result
+    assert given == m
+    with pytest.raises(ValueError, match="reconstructions"):
+        evaluate_on(model, x, recon=reconstruct(model, x[:2]))
 
 
 def test_one_level_baseline_has_the_same_code_bits_as_the_two_level_model():

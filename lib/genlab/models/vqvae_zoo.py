@@ -150,15 +150,22 @@ def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 
-def evaluate_on(model: nn.Module, images: torch.Tensor) -> dict[str, float]:
-    """recon_psnr, and per level perplexity_LEVEL / dead_codes_LEVEL over the code maps of ``images`` (uint8)."""
+def evaluate_on(model: nn.Module, images: torch.Tensor, *, codes: dict[str, torch.Tensor] | None = None,
+                recon: torch.Tensor | None = None) -> dict[str, float]:
+    """recon_psnr, and per level perplexity_LEVEL / dead_codes_LEVEL over the code maps of ``images`` (uint8).
+    ``codes`` (from :func:`encode_codes`) and ``recon`` (from :func:`reconstruct`) of these images, if given, are
+    used instead of computing them again."""
     from genlab.metrics.image_quality import psnr
 
-    metrics = {"recon_psnr": psnr(reconstruct(model, images), images.float() / 255)}
-    for k, codes in encode_codes(model, images).items():
+    recon = reconstruct(model, images) if recon is None else recon
+    if recon.shape != images.shape:
+        raise ValueError(f"recon {tuple(recon.shape)} must be the reconstructions of images {tuple(images.shape)}")
+    metrics = {"recon_psnr": psnr(recon, images.float() / 255)}
+    codes = encode_codes(model, images) if codes is None else codes
+    for k, level_codes in codes.items():
         vq = quantizers(model)[k]
-        metrics[f"perplexity_{k}"] = vq.perplexity_of(codes)
-        metrics[f"dead_codes_{k}"] = float(vq.num_codes - len(torch.unique(codes)))
+        metrics[f"perplexity_{k}"] = vq.perplexity_of(level_codes)
+        metrics[f"dead_codes_{k}"] = float(vq.num_codes - len(torch.unique(level_codes)))
     return metrics
 
 
