@@ -260,3 +260,18 @@ def test_attention_recipe_is_the_conditional_recipe_plus_one_attention_layer():
     model = get_recipe("gated_pixelcnn_mnist_cond_attn").build(get_recipe("gated_pixelcnn_mnist_cond_attn")
                                                               .config("ci")["model"])
     assert model.attention is not None and model.config.n_classes == 10
+
+
+def test_class_bits_is_the_likelihood_under_each_label():
+    from genlab.metrics.likelihood import evaluate_bpd
+    from genlab.models.pixelcnn import class_bits
+
+    model = small_models()["gated_cond"].eval()
+    x = torch.randint(0, 256, (3, 1, 4, 5), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    bits = class_bits(model, x, batch_size=2)
+    assert bits.shape == (3, 10)
+    for c in (0, 7):
+        want = evaluate_bpd(model, x, torch.full((3,), c)) * 20 * 3        # mean bits/dim * dims * images
+        assert float(bits[:, c].sum()) == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="class-conditional"):
+        class_bits(small_models()["gated"], x)

@@ -649,6 +649,21 @@ def _evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
 
 
 @torch.no_grad()
+def class_bits(model: "GatedPixelCNN", x_uint8: torch.Tensor, *, batch_size: int = 16) -> torch.Tensor:
+    """-log2 p(x | y) in bits per image of the images ``x_uint8`` (N, C, H, W) under every class y of a
+    class-conditional model -> (N, n_classes). With a uniform class prior, Bayes' rule makes the model a classifier:
+    argmax_y p(y | x) = argmin_y class_bits[:, y]."""
+    from genlab.metrics.likelihood import evaluate_bits_per_subpixel
+
+    k = getattr(getattr(model, "config", None), "n_classes", 0)
+    if not k:
+        raise ValueError("class_bits needs a class-conditional model (a GatedPixelCNN with n_classes > 0)")
+    n = len(x_uint8)
+    return torch.stack([evaluate_bits_per_subpixel(model, x_uint8, torch.full((n,), c, dtype=torch.long),
+                                                   batch_size=batch_size).flatten(1).sum(1) for c in range(k)], 1)
+
+
+@torch.no_grad()
 def judge_digits(samples: torch.Tensor, labels: torch.Tensor, device: torch.device | str = "cpu") -> float:
     """Fraction of ``samples`` (N, 1, 28, 28) uint8 that the shipped digit classifier reads as ``labels`` (N,)."""
     from genlab.checkpoints import load_pretrained
