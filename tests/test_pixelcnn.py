@@ -214,7 +214,7 @@ def test_samples_follow_the_model_distribution():
     assert sample_cached(model, 2, 4, generator=torch.Generator().manual_seed(0)).eq(200).all()
 
 
-SHIPPED = ["pixelcnn_mnist", "gated_pixelcnn_mnist", "gated_pixelcnn_mnist_cond"]
+SHIPPED = ["pixelcnn_mnist", "gated_pixelcnn_mnist", "gated_pixelcnn_mnist_cond", "gated_pixelcnn_mnist_cond_attn"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
