@@ -99,7 +99,8 @@ def evaluate_bpd(model: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor 
                  batch_size: int = 16) -> float:
     """Mean bits/dim of ``model`` (``model(x) -> logits (B, 256, C, H, W)``, ``model(x, y)`` if ``y`` is given) over
     the images ``x_uint8`` (N, C, H, W), batch by batch in eval mode on the model's device. Small batches are the
-    fast ones on a CPU (the activations stay in cache: 2-3x faster than 250 for the course's PixelCNNs)."""
+    fast ones on a CPU (the activations stay in cache: up to 3x faster than batches of 250 here;
+    benchmarks/bench_eval_batch.py)."""
     device = next(model.parameters()).device
     total, n = 0.0, len(x_uint8)
     with evaluating(model):
