@@ -12,13 +12,12 @@ from genlab.checkpoints import read_provenance, shipped_path
 from genlab.data.paths import sha256
 from genlab.metrics.image_quality import psnr, psnr_per_image
 from genlab.models.vqvae import VQVAE2, VQVAEConfig
-from genlab.models.vqvae_zoo import encode_codes, evaluate_on, reconstruct
+from genlab.models.vqvae_zoo import decode_codes, encode_codes, evaluate_on, reconstruct
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae2_faces64_bottleneck", "vqvae_faces64", "vqvae2_photos32",
-           "vqvae2_faces64_prior_top",
-           "vqvae2_faces64_prior_bottom"]
+           "vqvae2_faces64_prior_top", "vqvae2_faces64_prior_bottom"]
 
 
 def test_psnr_is_10_log10_of_one_over_the_mse():
@@ -47,8 +46,11 @@ def test_codebook_health_counts_exactly_the_unused_codes():
     m = evaluate_on(model, x)
     assert m["dead_codes_top"] == m["dead_codes_bottom"] == 15 and m["perplexity_top"] == pytest.approx(1.0)
     assert m["recon_psnr"] > 0
-    given = evaluate_on(model, x, codes=encode_codes(model, x), recon=reconstruct(model, x))   # reused, same result
-    assert given == m
+    codes, recon = encode_codes(model, x), reconstruct(model, x)
+    assert evaluate_on(model, x, codes=codes, recon=recon) == m                  # reused: the same result
+    spread = {k: torch.arange(c.numel()).view_as(c) % 16 for k, c in codes.items()}   # every code used
+    given = evaluate_on(model, x, codes=spread, recon=torch.zeros_like(recon))
+    assert given["dead_codes_top"] == given["dead_codes_bottom"] == 0 and given["recon_psnr"] < m["recon_psnr"]
     with pytest.raises(ValueError, match="reconstructions"):
         evaluate_on(model, x, recon=reconstruct(model, x[:2]))
 
@@ -117,3 +119,16 @@ def test_train_on_a_local_image_folder_and_clear_errors(tmp_path):
         train_on_folder(folder, run, size=20, out=tmp_path / "runs")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         train_on_folder(tmp_path / "nowhere", run, size=16, out=tmp_path / "runs")
+
+
+def test_decode_codes_of_the_encoded_codes_is_the_reconstruction():
+    torch.manual_seed(0)
+    model = VQVAE2(VQVAEConfig(channels=8, res_hidden=8, n_res=1, embed_dim=4, num_codes=16)).eval()
+    x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    codes = encode_codes(model, x)
+    images = decode_codes(model, codes["top"], codes["bottom"], batch_size=2)
+    assert images.shape == (5, 3, 16, 16) and torch.allclose(images, reconstruct(model, x), atol=1e-5)
+    swapped = decode_codes(model, codes["top"], codes["bottom"].roll(1, 0))
+    assert torch.allclose(swapped[0], decode_codes(model, codes["top"][:1], codes["bottom"][-1:])[0], atol=1e-6)
+    with pytest.raises(ValueError, match="one top and one bottom"):
+        decode_codes(model, codes["top"], codes["bottom"][:2])

@@ -38,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 
 from genlab.losses import GANLoss, get_gan_loss, path_length_penalty, r1_penalty
+from genlab.nn.eval_mode import evaluating
 from genlab.train import TrainState, autocast, get_world_size, make_ema, unwrap, wrap_ddp
 from genlab.viz import image_grid
 
@@ -254,14 +255,9 @@ class GANMonitor:
         """Sample (and evaluate) now, whatever the step."""
         G = state.ema.module if state.ema is not None else unwrap(state.model["G"])
         device = next(G.parameters()).device
-        was_training = G.training
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            G.eval()
-            try:
-                self.samples = G(self.z.to(device)).float().cpu()
-                value = None if self.metric_fn is None else float(self.metric_fn(G))
-            finally:
-                G.train(was_training)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), evaluating(G):
+            self.samples = G(self.z.to(device)).float().cpu()
+            value = None if self.metric_fn is None else float(self.metric_fn(G))
         self.step = state.step
         self.grid = image_grid(self.samples, nrow=self.nrow, value_range=(-1, 1)) if self.samples.dim() == 4 else None
         if value is not None:

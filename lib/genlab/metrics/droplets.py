@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.eval_mode import evaluating
+
 
 def spike_ratio(feature_map: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B,): max over pixels of the per-pixel feature norm, divided by its median."""
@@ -27,13 +29,9 @@ def layer_ratios(G: nn.Module, n: int = 64, *, seed: int = 0, min_resolution: in
                  device: torch.device | str = "cpu") -> dict[int, torch.Tensor]:
     """{resolution: (n, k) ratios of its k feature maps} for n images (z and noise from ``seed``, psi = 1)."""
     g = torch.Generator().manual_seed(seed)
-    was = G.training
-    G.eval()
-    try:
+    with evaluating(G):
         z = torch.randn(n, G.config.z_dim, generator=g).to(device)
         _, feats = G(z, noise=g, return_features=True)
-    finally:
-        G.train(was)
     out: dict[int, list[torch.Tensor]] = {}
     for f in feats:
         if f.shape[-1] >= min_resolution:

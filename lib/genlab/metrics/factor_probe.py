@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.eval_mode import evaluating
+
 #: factor groups, by name in genlab.data.faces.FACTOR_NAMES
 POSE = ("yaw", "pitch", "roll")
 COLOUR = ("skin_tone", "hair_hue", "hair_lightness", "eye_hue", "bg_hue")
@@ -56,17 +58,13 @@ def mixing_shares(G: nn.Module, layers_from_b: range, n: int = 500, *, seed: int
     from genlab.models.stylegan import mix_layers
 
     g = torch.Generator().manual_seed(seed)
-    was = G.training
-    G.eval()
-    try:
+    with evaluating(G):
         dev = next(G.parameters()).device
         za, zb = (torch.randn(n, G.config.z_dim, generator=g).to(dev) for _ in range(2))
         wa, wb = G.mapping(za), G.mapping(zb)
         mix = mix_layers(wa, wb, layers_from_b, G.n_styles)
         noise = [torch.randn(s, generator=g).to(dev) for s in G.noise_shapes(n)]
         imgs = [G.synthesis(w, noise=noise) for w in (wa, wb, mix)]
-    finally:
-        G.train(was)
     fa, fb, fm = (read_factors(x, net) for x in imgs)
     return follow_share(fm, fa, fb)
 
@@ -80,15 +78,11 @@ def noise_factor_change(G: nn.Module, n: int = 200, n_noise: int = 8, *, seed: i
     noise draws for a fixed w over the std across different w (1 would mean noise changes the factor as much as the
     latent does; StyleGAN's claim is that it stays near 0)."""
     g = torch.Generator().manual_seed(seed)
-    was = G.training
-    G.eval()
-    try:
+    with evaluating(G):
         dev = next(G.parameters()).device
         z = torch.randn(n, G.config.z_dim, generator=g).to(dev)
         ws = G.map(z)
         f = torch.stack([read_factors(G.synthesis(ws, noise=g), net) for _ in range(n_noise)], 1)   # (n, k, F)
-    finally:
-        G.train(was)
     within = f.std(1).mean(0)                       # noise-only spread, averaged over latents
     across = f.mean(1).std(0).clamp_min(1e-12)       # spread between latents
     per_factor = within / across

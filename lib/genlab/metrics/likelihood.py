@@ -101,14 +101,7 @@ def evaluate_bpd(model: torch.nn.Module, x_uint8: torch.Tensor, y: torch.Tensor 
     the images ``x_uint8`` (N, C, H, W), batch by batch in eval mode on the model's device. Small batches are the
     fast ones on a CPU (the activations stay in cache: up to 3x faster than batches of 250 here;
     benchmarks/bench_eval_batch.py)."""
-    device = next(model.parameters()).device
-    total, n = 0.0, len(x_uint8)
-    with evaluating(model):
-        for i in range(0, n, batch_size):
-            xb = x_uint8[i:i + batch_size].to(device)
-            logits = model(xb) if y is None else model(xb, y[i:i + batch_size].to(device))
-            total += bits_per_dim(logits, xb, reduction="sum").item()
-    return total / n
+    return float(evaluate_bits_per_subpixel(model, x_uint8, y, batch_size=batch_size).double().mean())
 
 
 def bits_per_code(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

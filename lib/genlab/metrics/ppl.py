@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.nn.eval_mode import evaluating
+
 
 @torch.no_grad()
 def perceptual_path_length(G: nn.Module, n: int = 1000, *, space: str | nn.Module = "faces", eps: float = 1e-4,
@@ -29,10 +31,8 @@ def perceptual_path_length(G: nn.Module, n: int = 1000, *, space: str | nn.Modul
                          "StyleGAN configs C-F or StyleGAN2")
     net = feature_space(space, device)
     g = torch.Generator().manual_seed(seed)
-    was = G.training
-    G.eval()
     dist = []
-    try:
+    with evaluating(G):
         for i in range(0, n, batch_size):
             b = min(batch_size, n - i)
             z = torch.randn(2 * b, G.config.z_dim, generator=g).to(device)
@@ -45,8 +45,6 @@ def perceptual_path_length(G: nn.Module, n: int = 1000, *, space: str | nn.Modul
             img = (G.synthesis(wt, noise=maps).float().clamp(-1, 1) + 1) / 2
             f = net(img)
             dist.append((f[:b] - f[b:]).square().sum(1) / eps ** 2)                 # d(., .) / eps^2
-    finally:
-        G.train(was)
     d = torch.cat(dist).double()
     lo, hi = torch.quantile(d, 0.01), torch.quantile(d, 0.99)
     return float(d[(d >= lo) & (d <= hi)].mean())

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from genlab.nn.eval_mode import evaluating
+
 
 @dataclass
 class ReceptiveField:
@@ -113,12 +115,8 @@ def receptive_field(model: nn.Module, image_size: int | tuple[int, int], pixel: 
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n_probe, channels, hh, ww, generator=g).to(device).requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         logits = model(x, **(model_kwargs or {}))
-    finally:
-        model.train(was_training)
     if logits.dim() != 5 or logits.shape[2:] != (channels, hh, ww):
         raise ValueError(f"the model must return logits (B, 256, C, H, W) = (B, 256, {channels}, {hh}, {ww}), got "
                          f"{tuple(logits.shape)}")

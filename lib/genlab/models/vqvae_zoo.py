@@ -150,6 +150,19 @@ def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 
+@torch.no_grad()
+def decode_codes(model: VQVAE2, top: torch.Tensor, bottom: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """Code maps (N, h, w) and (N, 2h, 2w) int64 -> images (N, 3, H, W) float in [0, 1] on the CPU (eval mode,
+    batched): decode any pairing of top and bottom codes (swaps, sampled or constant levels)."""
+    if len(top) != len(bottom):
+        raise ValueError(f"one top and one bottom code map per image: got {len(top)} and {len(bottom)}")
+    device = next(model.parameters()).device
+    with evaluating(model):
+        out = [model.decode_codes(top[i:i + batch_size].to(device), bottom[i:i + batch_size].to(device)).float().cpu()
+               for i in range(0, len(top), batch_size)]
+    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+
+
 def evaluate_on(model: nn.Module, images: torch.Tensor, *, codes: dict[str, torch.Tensor] | None = None,
                 recon: torch.Tensor | None = None) -> dict[str, float]:
     """recon_psnr, and per level perplexity_LEVEL / dead_codes_LEVEL over the code maps of ``images`` (uint8).
@@ -219,7 +232,7 @@ def train_on_folder(folder, run=None, *, size: int = 128, out="runs", resume: bo
     config = vqvae_config(run.profile, dataset="folder")
     config["train"].update(folder=str(Path(folder).expanduser().resolve()), size=size)
     name = f"vqvae2_folder{size}"
-    job = TrainJob(profile=run.profile, device=run.device, seed=0, command=f"train_on_folder({str(folder)!r}, "
+    job = TrainJob(profile=run.profile, device=run.device, seed=run.seed, command=f"train_on_folder({str(folder)!r}, "
                    f"size={size})", data=f"{len(images)} images under {config['train']['folder']} at {size}x{size}",
                    checkpoint=Path(out) / name / run.profile / "last.pt", resume=resume, progress=progress)
     model = prepare_model(build(config["model"]), job.device)
