@@ -1,4 +1,4 @@
-"""DCGAN benchmark: training throughput of one G+D step of genlab.gan (non-saturating loss) at 28x28x1, 32x32x3 and
+"""DCGAN benchmark: training throughput of one G+D step of genlab.train.gan (non-saturating loss) at 28x28x1, 32x32x3 and
 64x64x3, with batch norm in D, and with a batch-norm-free D without R1, with R1 every step and with lazy R1 every 16
 steps. Prints a table and ends with one JSON line.
 
@@ -14,7 +14,7 @@ import time
 import torch
 
 from genlab.config import info, setup
-from genlab.gan import GANStepConfig, gan_state, make_gan_step
+from genlab.train import GANStepConfig, gan_state, make_gan_step
 from genlab.models.dcgan import DCGANConfig, Discriminator, Generator
 
 SHAPES = [(28, 1), (32, 3), (64, 3)]

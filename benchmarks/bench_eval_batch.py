@@ -13,13 +13,13 @@ import time
 
 import torch
 
-from genlab.checkpoints import load_pretrained
+from genlab.zoo import load_pretrained
 from genlab.data import mnist5k
 from genlab.data.faces import faces
 from genlab.metrics.fid import features
 from genlab.metrics.likelihood import evaluate_bpd
-from genlab.models.vqvae_prior import prior_bits
-from genlab.models.vqvae_zoo import encode_codes
+from genlab.zoo.vqvae_prior import prior_bits
+from genlab.zoo.vqvae import encode_codes
 
 
 def seconds(fn, repeat: int = 2) -> float:

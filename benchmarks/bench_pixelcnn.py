@@ -13,11 +13,11 @@ import time
 
 import torch
 
-from genlab.checkpoints import load_pretrained
+from genlab.zoo import load_pretrained
 from genlab.config import setup
 from genlab.data import mnist5k
 from genlab.metrics.likelihood import bits_per_dim
-from genlab.models.pixelcnn import sample_cached, sample_naive
+from genlab.models.pixelcnn_sampling import sample_cached, sample_naive
 from genlab.zoo import get_recipe
 
 

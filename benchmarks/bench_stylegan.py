@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.config import info, setup
-from genlab.gan import GANStepConfig, gan_state, make_gan_step
+from genlab.train import GANStepConfig, gan_state, make_gan_step
 from genlab.models import stylegan, stylegan2
 from genlab.nn.modulated import modulated_conv2d
 

@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from genlab.checkpoints import load_pretrained
+from genlab.zoo import load_pretrained
 from genlab.config import setup
 from genlab.data.faces import faces
-from genlab.models.vqvae_zoo import to_model
+from genlab.zoo.vqvae import to_model
 
 
 def _timed(fn, repeats: int) -> float:

@@ -17,7 +17,7 @@ from genlab.data import (PHOTOS, TEST_PHOTOS, TRAIN_PHOTOS, image_folder, list_i
                          photo_patches, read_idx)
 from genlab.data import mnist as mnist_module
 from genlab.data import photos as photos_module
-from genlab.data.paths import data_dir, embedded_file
+from genlab.paths import data_dir, embedded_file
 
 
 def _sha(x) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genlab.checkpoints import read_provenance, shipped_path
-from genlab.data.paths import sha256
+from genlab.paths import sha256
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,7 +35,8 @@ def test_shipped_checkpoint_reproduces_its_metrics(name, cores):
 def test_dcgan_fid_is_far_below_an_untrained_generator_and_above_the_real_floor():
     from genlab.data.mnist import mnist5k
     from genlab.metrics.fid import fid
-    from genlab.models.dcgan import DCGANConfig, Generator, generate
+    from genlab.models.dcgan import DCGANConfig, Generator
+    from genlab.nn.inference import generate
 
     prov = read_provenance("dcgan_mnist")["metrics"]["fid_digits"]
     torch.manual_seed(0)
@@ -61,7 +62,7 @@ def test_face_regressor_recipe_trains_and_resumes(tmp_path):
 
 
 def test_training_batches_are_a_function_of_the_step():
-    from genlab.models.face_regressor import training_batch
+    from genlab.zoo.face_regressor import training_batch
 
     a, fa = training_batch(3, 4, 64, 0.5)
     b, fb = training_batch(3, 4, 64, 0.5)
@@ -73,7 +74,7 @@ def test_training_batches_are_a_function_of_the_step():
 @pytest.mark.parametrize("name, shape", [("dcgan_mnist", (1, 28, 28)), ("dcgan_faces32", (3, 32, 32))])
 def test_dcgan_recipes_train_in_the_ci_profile(name, shape, tmp_path):
     from genlab.config import setup
-    from genlab.models.dcgan import generate
+    from genlab.nn.inference import generate
 
     G = train_recipe(name, setup("ci", 0), out=tmp_path, progress=False)
     assert (tmp_path / name / "ci" / "last.pt").exists()

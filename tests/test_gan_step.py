@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from genlab.checkpoints import load_checkpoint
-from genlab.gan import (GANMonitor, GANStepConfig, discriminator_step, gan_state, generator_step, make_gan_step)
+from genlab.train import (GANMonitor, GANStepConfig, discriminator_step, gan_state, generator_step, make_gan_step)
 from genlab.losses import get_gan_loss
 from genlab.models.dcgan import DCGANConfig, Discriminator, Generator
 from genlab.models.toy2d import MLPDiscriminator, MLPGenerator

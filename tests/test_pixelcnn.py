@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from genlab.nn.masked import MaskedConv2d, causal_mask
-from genlab.models.pixelcnn import (GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig, gated_activation,
-                                    sample_cached, sample_naive)
+from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig, gated_activation
+from genlab.models.pixelcnn_sampling import sample_cached, sample_naive
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see tests/conftest.py
@@ -223,9 +223,10 @@ SHIPPED = ["pixelcnn_mnist", "gated_pixelcnn_mnist", "gated_pixelcnn_mnist_cond"
 def test_shipped_checkpoint_reproduces_its_provenance(name):
     """Re-evaluate the shipped weights on the first 100 test digits (the full-split test_bpd is re-measured by
     `genlab eval NAME` and by notebook 05) and compare with the provenance."""
-    from genlab.checkpoints import load_pretrained, read_provenance, shipped_path
+    from genlab.checkpoints import read_provenance, shipped_path
+from genlab.zoo import load_pretrained
     from genlab.data.mnist import mnist5k
-    from genlab.data.paths import sha256
+    from genlab.paths import sha256
     from genlab.metrics.likelihood import evaluate_bpd
 
     prov = read_provenance(name)
@@ -266,7 +267,7 @@ def test_attention_recipe_is_the_conditional_recipe_plus_one_attention_layer():
 
 def test_class_bits_is_the_likelihood_under_each_label():
     from genlab.metrics.likelihood import nats_per_image
-    from genlab.models.pixelcnn import class_bits
+    from genlab.zoo.pixelcnn import class_bits
 
     model = small_models()["gated_cond"].eval()
     x = torch.randint(0, 256, (3, 1, 4, 5), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.checkpoints import load_pretrained, read_provenance, shipped_path
-from genlab.data.paths import sha256
+from genlab.checkpoints import read_provenance, shipped_path
+from genlab.zoo import load_pretrained
+from genlab.paths import sha256
 from genlab.metrics.likelihood import bits_per_dim
 from genlab.metrics.receptive_field import causal_context, receptive_field
-from genlab.models.pixelrnn import (QUICK_N, DiagonalBiLSTM, PixelRNNConfig, RowLSTM, sample, skew, test_split_bpd,
-                                    unskew)
+from genlab.models.pixelrnn import DiagonalBiLSTM, PixelRNNConfig, RowLSTM, sample, skew, unskew
+from genlab.zoo.pixelrnn import QUICK_N, test_split_bpd
 from genlab.zoo import get_recipe
 
 SMALL = dict(hidden=6, out_hidden=16)

@@ -181,7 +181,7 @@ def test_mixing_regularization_uses_two_latents_only_in_training():
 
 
 def test_mix_layers_takes_b_exactly_on_the_given_layers():
-    from genlab.models.stylegan import mix_layers
+    from genlab.nn.latent import mix_layers
 
     wa, wb = torch.zeros(2, 3), torch.ones(2, 3)
     out = mix_layers(wa, wb, range(4, 6), 8)
@@ -242,7 +242,7 @@ def test_path_length_penalty_matches_the_analytic_jacobian_of_a_linear_generator
 
 
 def test_gan_step_applies_path_length_lazily_and_tracks_pl_mean():
-    from genlab.gan import GANStepConfig, gan_state, make_gan_step
+    from genlab.train import GANStepConfig, gan_state, make_gan_step
 
     torch.manual_seed(0)
     c = stylegan2.StyleGAN2Config(**SMALL)
@@ -263,7 +263,7 @@ def test_gan_step_applies_path_length_lazily_and_tracks_pl_mean():
 
 def test_stylegan_recipes_train_in_the_ci_profile_and_generate_repeatably(tmp_path):
     from genlab.config import setup
-    from genlab.models.stylegan_zoo import generate
+    from genlab.nn.inference import generate
     from genlab.zoo import train_recipe
 
     for name in ("stylegan_faces32_f", "stylegan2_faces32"):

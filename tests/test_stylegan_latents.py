@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.models.stylegan import MappingNetwork, broadcast_w, mix_styles, sample_crossover, truncate
+from genlab.models.stylegan import MappingNetwork
+from genlab.nn.latent import broadcast_w, mix_styles, sample_crossover, truncate
 
 
 def test_mapping_network_shapes_lr_mul_and_z_normalization():

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from genlab.metrics.likelihood import bits_per_code
-from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, sample_cached, sample_naive
+from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from genlab.models.pixelcnn_sampling import sample_cached, sample_naive
 from genlab.models.vqvae_prior import CodePrior, CodePriorConfig
 from genlab.nn.attention import CausalSelfAttention
 

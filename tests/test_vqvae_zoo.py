@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from genlab.checkpoints import read_provenance, shipped_path
-from genlab.data.paths import sha256
+from genlab.paths import sha256
 from genlab.metrics.image_quality import psnr, psnr_per_image
 from genlab.models.vqvae import VQVAE2, VQVAEConfig
-from genlab.models.vqvae_zoo import decode_codes, encode_codes, evaluate_on, reconstruct
+from genlab.zoo.vqvae import decode_codes, encode_codes, evaluate_on, reconstruct
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -102,7 +102,7 @@ def test_train_on_a_local_image_folder_and_clear_errors(tmp_path):
     from PIL import Image
 
     from genlab.config import setup
-    from genlab.models.vqvae_zoo import train_on_folder
+    from genlab.zoo.vqvae import train_on_folder
 
     folder = tmp_path / "mine"
     (folder / "sub").mkdir(parents=True)

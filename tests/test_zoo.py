@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from genlab.checkpoints import CheckpointNotFoundError, load_pretrained, read_provenance, shipped_path
-from genlab.data.paths import REPO_ROOT, sha256
+from genlab.checkpoints import CheckpointNotFoundError, read_provenance, shipped_path
+from genlab.zoo import load_pretrained
+from genlab.paths import REPO_ROOT, sha256
 from genlab.models.digit_classifier import DigitClassifier, accuracy
 from genlab.zoo import UnknownRecipeError, eval_main, evaluate_shipped, get_recipe, known_names, train_main
 
@@ -91,7 +92,7 @@ def test_train_ship_then_eval_round_trip_and_drift_detection(empty_data_dir, tmp
 
 def test_train_recipe_is_the_notebooks_load_or_train_path(tmp_path):
     """train_recipe (train_from_scratch = True in a notebook) trains the same network the shipped file holds."""
-    from genlab.checkpoints import load_pretrained
+    from genlab.zoo import load_pretrained
     from genlab.config import setup
     from genlab.zoo import train_recipe
 

@@ -12,8 +12,9 @@ The ``meta`` block is the provenance stylegan2-ada and the UvA tutorials keep wi
 made (config, command, seed, commit, data) and what it scored (metrics), so a number can be traced to its run.
 
 Shipped checkpoints live in ``data/checkpoints/<name>.pt`` with a human-readable ``<name>.json`` beside it (the same
-provenance, plus the machine). :func:`load_pretrained` builds the model through :mod:`genlab.zoo`; a missing file
-names the exact command that retrains it (``genlab train NAME --ship``).
+provenance, plus the machine). This module is file I/O only: building the model of a shipped checkpoint is the zoo's
+job (:func:`genlab.zoo.load_pretrained`); a missing file names the exact command that retrains it
+(``genlab train NAME --ship``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.data.paths import data_dir
+from genlab.paths import data_dir
 from genlab.provenance import git_commit, machine  # noqa: F401  (re-exported)
 
 KIND = "genlab-checkpoint"
@@ -53,7 +54,7 @@ class Checkpoint:
 
     states: name -> state dict (``"model"`` for the network; training checkpoints add ``"optimizer"``, ``"ema"``, ...)
     meta: the provenance block (config, metrics, seed, command, commit, data, train_seconds, torch, date, ...)
-    model: the network built from ``meta["config"]`` with the weights loaded (only from :func:`load_pretrained`)
+    model: the network built from ``meta["config"]`` with the weights loaded (only from :func:`genlab.zoo.load_pretrained`)
     """
 
     path: Path
@@ -269,24 +270,3 @@ def read_provenance(name: str) -> dict[str, Any]:
                                       f"`git checkout -- data/checkpoints/{name}.json` or retrain with "
                                       f"`{retrain_command(name)}`")
     return json.loads(path.read_text())
-
-
-def load_pretrained(name: str, map_location: str | torch.device | None = "cpu") -> Checkpoint:
-    """Load the shipped checkpoint ``name`` and build its model (``.model``, in eval mode) via :mod:`genlab.zoo`.
-
-    A missing or damaged file raises :class:`CheckpointError` naming the exact retrain command.
-    """
-    from genlab.zoo import get_recipe  # late import: zoo imports this module
-
-    recipe = get_recipe(name)
-    path = shipped_path(name)
-    fix = (f"retrain it with `{retrain_command(name)}` (see data/checkpoints/{name}.json for the original run), "
-           f"or restore the shipped file with `git checkout -- data/checkpoints/{name}.pt`")
-    ckpt = load_checkpoint(path, map_location, fix=fix)
-    model = recipe.build(ckpt.config["model"])
-    model.load_state_dict(ckpt.model_state)
-    if map_location is not None:
-        model.to(map_location)
-    ckpt.model = model.eval()
-    return ckpt
-

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 
 class GANLoss(Protocol):
-    """What the two-player step (genlab.gan) needs of a loss: D's and G's objective on raw logits, batch means."""
+    """What the two-player step (genlab.train.gan) needs of a loss: D's and G's objective on raw logits, batch means."""
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor: ...
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from genlab.data.paths import REPO_ROOT
+from genlab.paths import REPO_ROOT
 
 
 def git_commit(repo: str | os.PathLike = REPO_ROOT) -> str:

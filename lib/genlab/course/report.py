@@ -164,7 +164,7 @@ def notebook_entry(name: str, *, source: Path, output: Path, log: Path, process:
 
 
 def _display_path(path: Path) -> str:
-    from genlab.data.paths import REPO_ROOT
+    from genlab.paths import REPO_ROOT
 
     try:
         return str(path.relative_to(REPO_ROOT))

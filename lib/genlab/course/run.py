@@ -40,7 +40,7 @@ import nbformat
 from genlab.course import report as reporting
 from genlab.course.report import PAPERMILL_TAGS
 from genlab.course.proctree import descendants
-from genlab.data.paths import REPO_ROOT
+from genlab.paths import REPO_ROOT
 from genlab.provenance import git_commit
 
 KERNEL_NAME = "python3"

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from genlab.data.paths import data_dir, embedded_file
+from genlab.paths import data_dir, embedded_file
 
 SPLIT_SEED = 20240405
 N_TRAIN_PER_CLASS = 400

@@ -55,7 +55,7 @@ def mixing_shares(G: nn.Module, layers_from_b: range, n: int = 500, *, seed: int
     """(N_FACTORS,) shares of each factor that follow B when B supplies the styles of ``layers_from_b`` (style input
     indices, e.g. range(0, 4) = the 4x4 and 8x8 layers) and A all others. Noise maps are shared by A, B and the mix,
     so only the styles differ."""
-    from genlab.models.stylegan import mix_layers
+    from genlab.nn.latent import mix_layers
 
     g = torch.Generator().manual_seed(seed)
     with evaluating(G):

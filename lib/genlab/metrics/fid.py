@@ -15,6 +15,9 @@ here, so the features come from small networks trained on the course's data and 
 * ``"faces"``: the penultimate embedding of the shipped face-factor regressor (genlab.models.face_regressor), trained on
   the procedural faces world; images (B, 3, R, R) in [0, 1], any R >= 16 (the regressor resizes to its resolution).
 
+The spaces are rows of the table :data:`SPACES` (checkpoint name, network builder, width, channels): the network is
+rebuilt from its shipped checkpoint's stored config, without going through the zoo.
+
 :func:`features` embeds an image set once; :func:`fid` and :func:`kid` take images or such :class:`Features`, so a
 reference set scored against several generators (or with both metrics) is embedded only once.
 
@@ -26,13 +29,15 @@ batch to (B, num_features) can be passed as ``space`` instead (e.g. a locally av
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 from torch import nn
 
-SPACES = ("digits", "faces")
+from genlab.checkpoints import load_checkpoint, retrain_command, shipped_path
+from genlab.models import digit_classifier, face_regressor
 
 
 class FeatureSpace(nn.Module):
@@ -67,17 +72,37 @@ class FeatureSpace(nn.Module):
         return self.net.features(x.clamp(0, 1)).double()
 
 
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A named feature space: the shipped checkpoint of its network, how to build that network from the checkpoint's
+    stored config, how wide its features are, and how many image channels it reads."""
+
+    checkpoint: str
+    build: Callable[[dict], nn.Module]
+    width: Callable[[nn.Module], int]
+    channels: int
+
+
+#: the course's feature spaces, by name (a table: a new world adds a row, e.g. a video feature net)
+SPACES: dict[str, SpaceSpec] = {
+    "digits": SpaceSpec("digit_classifier", digit_classifier.build, lambda net: net.config.channels[-1], channels=1),
+    "faces": SpaceSpec("face_regressor", face_regressor.build, lambda net: net.num_features, channels=3),
+}
+
+
 @lru_cache(maxsize=8)
 def _shipped_space(name: str, device: str) -> FeatureSpace:
-    from genlab.checkpoints import load_pretrained
-
-    if name == "digits":
-        net = load_pretrained("digit_classifier", map_location=device).model
-        return FeatureSpace("digits", net, net.config.channels[-1], channels=1)
-    if name == "faces":
-        net = load_pretrained("face_regressor", map_location=device).model
-        return FeatureSpace("faces", net, net.num_features, channels=3)
-    raise ValueError(f"unknown feature space {name!r}: use one of {SPACES} or pass an nn.Module with num_features")
+    if name not in SPACES:
+        raise ValueError(f"unknown feature space {name!r}: use one of {tuple(SPACES)} or pass an nn.Module with "
+                         "num_features")
+    spec = SPACES[name]
+    ckpt = load_checkpoint(shipped_path(spec.checkpoint), device,
+                           fix=f"retrain it with `{retrain_command(spec.checkpoint)}`, or restore the shipped file "
+                               f"with `git checkout -- data/checkpoints/{spec.checkpoint}.pt`")
+    net = spec.build(ckpt.config["model"])
+    net.load_state_dict(ckpt.model_state)
+    net = net.to(device).eval()
+    return FeatureSpace(name, net, spec.width(net), channels=spec.channels)
 
 
 def feature_space(space: str | nn.Module, device: torch.device | str = "cpu") -> nn.Module:

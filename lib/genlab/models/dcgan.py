@@ -16,12 +16,12 @@ Images are (B, C, S, S) in [-1, 1]; genlab.viz draws them with ``value_range=(-1
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from genlab.nn.eval_mode import evaluating
+from genlab.tensors import check_latent
 
 IMAGE_SIZES = {28: 7, 32: 4, 64: 4}  # image size -> size of the smallest feature map
 _RANGE_SLACK = 0.5                   # D rejects inputs beyond [-1 - slack, 1 + slack]: surely not tanh-range images
@@ -71,14 +71,6 @@ def dcgan_init(module: nn.Module) -> None:
         return
     if module.bias is not None:
         nn.init.zeros_(module.bias)
-
-
-def check_latent(z: torch.Tensor, z_dim: int, model: str) -> None:
-    """Raise a ValueError naming the expected shape unless ``z`` is a float tensor (B, z_dim)."""
-    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != z_dim or not z.is_floating_point():
-        got = f"shape {tuple(z.shape)} {z.dtype}" if isinstance(z, torch.Tensor) else type(z).__name__
-        raise ValueError(f"{model} expects a float latent z of shape (B, {z_dim}), got {got} "
-                         f"(draw it with torch.randn(B, {z_dim}))")
 
 
 class Generator(nn.Module):
@@ -136,98 +128,3 @@ class Discriminator(nn.Module):
             raise ValueError(f"DCGAN Discriminator expects images in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]: "
                              "map [0,1] images with x*2-1 (and uint8 pixels with x / 127.5 - 1)")
         return self.net(x).flatten()                       # (B, 1, 1, 1) -> (B,)
-
-
-# ------------------------------------------------------------------------------------------------------ recipes
-@dataclass(frozen=True)
-class _Domain:
-    """What a DCGAN recipe trains on and how it is scored: the feature space of its FID, the image shape, the cpu
-    training steps, and the number of samples per side of its FID."""
-
-    space: str
-    image_size: int
-    channels: int
-    cpu_steps: int
-    n_fid: int
-
-    def real(self, split: str) -> torch.Tensor:
-        """Real images in [0, 1]: MNIST 5k ("train" 4000 / "test" 1000) or faces at 32x32 (all of "train" / the first
-        n_fid of "test")."""
-        if self.space == "digits":
-            from genlab.data.mnist import mnist5k
-            return mnist5k(split)[0]
-        from genlab.data.faces import faces
-        return faces(split, n=self.n_fid if split == "test" else None, resolution=self.image_size)[0]
-
-
-_DOMAINS = {"dcgan_mnist": _Domain("digits", 28, 1, cpu_steps=6000, n_fid=1000),
-            "dcgan_faces32": _Domain("faces", 32, 3, cpu_steps=5000, n_fid=2000)}
-
-
-@torch.no_grad()
-def generate(G: nn.Module, n: int, *, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """n images from G in [0, 1] (n, C, S, S), z ~ N(0, I) from a generator seeded with ``seed`` (repeatable)."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.config.z_dim, generator=g)
-    device = next(G.parameters()).device
-    with evaluating(G):
-        out = torch.cat([G(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)])
-    return (out.clamp(-1, 1) + 1) / 2
-
-
-def _config(name: str, profile: str) -> dict:
-    """cpu: about 10 (digits) / 20 (faces) minutes on one CPU thread; ci: a smoke run of the recipe (notebooks load
-    the shipped cpu checkpoints in every profile); gpu: wider networks trained longer."""
-    d = _DOMAINS[name]
-    width = {"ci": 8, "cpu": 32, "gpu": 64}[profile]
-    model = DCGANConfig(image_size=d.image_size, channels=d.channels, z_dim=64, g_width=width, d_width=width)
-    steps = {"ci": 4, "cpu": d.cpu_steps, "gpu": 40000}[profile]
-    return {"model": asdict(model),
-            "train": {"steps": steps, "batch_size": 16 if profile == "ci" else 64, "lr": 2e-4, "betas": [0.5, 0.999],
-                      "loss": "nonsaturating", "ema_decay": 0.999}}
-
-
-def _train(name: str, G: Generator, config: dict, job) -> "TrainState":
-    """Adam(2e-4, betas 0.5/0.999) as in DCGAN Sec. 4, the non-saturating loss, EMA of G (what is shipped)."""
-    from genlab.gan import GANStepConfig, gan_state, make_gan_step
-    from genlab.train import StepBatches, fit
-
-    t, cfg = config["train"], DCGANConfig(**config["model"])
-    D = Discriminator(cfg).to(job.device)
-    betas = tuple(t["betas"])
-    state = gan_state(G, D, torch.optim.Adam(G.parameters(), t["lr"], betas=betas),
-                      torch.optim.Adam(D.parameters(), t["lr"], betas=betas), ema_decay=t["ema_decay"])
-    step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=cfg.z_dim))
-    real = _DOMAINS[name].real("train") * 2 - 1                                      # [0, 1] -> [-1, 1]
-    return fit(state, step, StepBatches(real, batch_size=t["batch_size"], seed=job.seed), t["steps"],
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
-               resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
-
-
-def _evaluate(name: str, G: nn.Module, device: torch.device) -> dict[str, float]:
-    """FID of n_fid samples (seed 0) against as many held-out real images, in the domain's feature space."""
-    from genlab.metrics.fid import fid
-
-    d = _DOMAINS[name]
-    real = d.real("test")
-    return {f"fid_{d.space}": fid(real, generate(G.to(device), len(real)), d.space, device=device)}
-
-
-def _build(model_config: dict) -> Generator:
-    return Generator(DCGANConfig(**model_config))
-
-
-def _recipe(name: str, summary: str, data: str):
-    from genlab.zoo import Recipe
-
-    return Recipe(name=name, summary=summary, build=_build, config=lambda p: _config(name, p),
-                  train=lambda m, c, j: _train(name, m, c, j), evaluate=lambda m, d: _evaluate(name, m, d),
-                  metrics={f"fid_{_DOMAINS[name].space}": 0.05}, data=data)
-
-
-DCGAN_MNIST = _recipe("dcgan_mnist", "DCGAN generator (EMA) on MNIST 5k, 28x28 grey",
-                      "genlab.data.mnist5k train split (4000 digits) for training; fid_digits: 1000 samples (z seed 0) "
-                      "vs the 1000 test digits")
-DCGAN_FACES32 = _recipe("dcgan_faces32", "DCGAN generator (EMA) on the procedural faces world, 32x32 RGB",
-                        "genlab.data.faces train split at 32x32 for training; fid_faces: 2000 samples (z seed 0) vs the "
-                        "first 2000 test faces at 32x32")

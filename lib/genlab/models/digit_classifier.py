@@ -13,16 +13,13 @@ Trained on genlab.data.mnist5k("train") (4000 digits) with light random affine a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.data.mnist import mnist5k
 from genlab.nn.eval_mode import evaluating
-from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
-from genlab.zoo import Recipe, TrainJob
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # pixel statistics of MNIST's training set, in [0, 1] units
 
@@ -92,60 +89,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return correct / len(x)
 
 
-# ------------------------------------------------------------------------------------------------------ recipe
-DATA = "genlab.data.mnist5k: train split (4000 digits) for training, test split (1000 digits) for test_accuracy"
-
-
 def build(model_config: dict) -> DigitClassifier:
+    """The network of a stored config dict (a checkpoint's ``config["model"]``)."""
     cfg = dict(model_config)
     cfg["channels"] = tuple(cfg["channels"])
     return DigitClassifier(DigitClassifierConfig(**cfg))
-
-
-def config(profile: str) -> dict:
-    """cpu and gpu train the same network (gpu longer); ci trains a narrow one for a few steps: a smoke run of the
-    recipe, not a usable judge (notebooks load the shipped cpu checkpoint in every profile)."""
-    model = DigitClassifierConfig(channels=(8, 16, 32)) if profile == "ci" else DigitClassifierConfig()
-    steps = {"ci": 8, "cpu": 400, "gpu": 2000}[profile]
-    return {"model": asdict(model),
-            "train": {"steps": steps, "batch_size": 128, "lr": 3e-3, "weight_decay": 5e-4, "warmup": 0.03,
-                      "ema_decay": 0.99, "augment": {"degrees": 10.0, "scale": 0.1, "shift": 2.0}}}
-
-
-def train(model: DigitClassifier, config: dict, job: TrainJob) -> TrainState:
-    """AdamW with warm-up + cosine decay, cross-entropy, random affine augmentation, weight EMA."""
-    t = config["train"]
-    x, y = mnist5k("train")
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
-
-    def step_fn(state: TrainState, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        xb, yb = batch
-        lr = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
-        for group in opt.param_groups:
-            group["lr"] = lr
-        with autocast(job.device):
-            loss = F.cross_entropy(state.model(random_affine(xb, **t["augment"])), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
-
-    data = StepBatches(x, y, batch_size=t["batch_size"], seed=job.seed)
-    return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t["steps"] // 5, 1), resume=job.resume, meta=job.meta(config),
-               progress=job.progress, desc="digit_classifier")
-
-
-def evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
-    x, y = mnist5k("test")
-    return {"test_accuracy": accuracy(model.to(device), x, y)}
-
-
-RECIPE = Recipe(
-    name="digit_classifier",
-    summary="small CNN classifying MNIST-5k digits; judge of class-conditional samples and digits feature net",
-    build=build, config=config, train=train, evaluate=evaluate,
-    metrics={"test_accuracy": 0.001},   # 0.1 percentage point = 1 of the 1000 test digits
-    data=DATA, seed=0, ship_dtype=torch.float16,
-)

@@ -6,9 +6,9 @@ The latent side (Sec. 2-3), before any synthesis layer:
 * :class:`MappingNetwork` (Sec. 2, Fig. 1b): z is normalized (pixel norm), then 8 fully connected layers with leaky
   ReLU and the learning rate multiplied by 0.01 (App. C) map it to the intermediate latent w; the network also tracks
   the running mean w_avg that the truncation trick needs.
-* :func:`truncate` (Sec. 5, App. B, "truncation trick in W"): w' = w_avg + psi (w - w_avg), optionally only for the
+* :func:`genlab.nn.latent.truncate` (Sec. 5, App. B, "truncation trick in W"): w' = w_avg + psi (w - w_avg), optionally only for the
   layers before a cutoff (coarse styles).
-* :func:`mix_styles` and :func:`sample_crossover` (Sec. 3.1, style mixing regularization): with probability 0.9 a
+* :func:`genlab.nn.latent.mix_styles` and :func:`~genlab.nn.latent.sample_crossover` (Sec. 3.1, style mixing regularization): with probability 0.9 a
   training image uses two latents, w1 for the layers before a random crossover point and w2 from it on.
 
 Per-layer latents are (B, L, w_dim): L = the number of style inputs of the synthesis network (2 per resolution).
@@ -31,21 +31,20 @@ pixel norm (A, B) or AdaIN (C-F). Images are linear RGB outputs, trained in [-1,
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.dcgan import check_latent
 from genlab.nn.adain import AdaIN
-from genlab.nn.equalized import EqualizedConv2d, EqualizedLinear
+from genlab.nn.equalized import EqualizedConv2d, EqualizedLinear, scaled_lrelu
 from genlab.nn.feature_stats import minibatch_stddev, pixel_norm
-from genlab.nn.noise import NoiseInjection
+from genlab.nn.latent import broadcast_w, mix_styles, sample_crossover, truncate
+from genlab.nn.noise import NoiseInjection, noise_maps
 from genlab.nn.resample import downsample, resize_to, upsample
+from genlab.tensors import check_latent
 
-SQRT2 = math.sqrt(2.0)
 
 
 class MappingNetwork(nn.Module):
@@ -76,67 +75,6 @@ class MappingNetwork(nn.Module):
             with torch.no_grad():
                 self.w_avg.lerp_(x.detach().mean(0).to(self.w_avg.dtype), 1 - self.w_avg_beta)
         return x
-
-
-def broadcast_w(w: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """One w per image (B, w_dim) -> the same w for every style input (B, L, w_dim); (B, L, w_dim) passes through."""
-    if w.dim() == 2:
-        return w[:, None].expand(-1, n_layers, -1)
-    if w.dim() != 3 or w.shape[1] != n_layers:
-        raise ValueError(f"expected w of shape (B, w_dim) or (B, {n_layers}, w_dim), got {tuple(w.shape)}")
-    return w
-
-
-def truncate(w: torch.Tensor, w_avg: torch.Tensor, psi: float, *, cutoff: int | None = None,
-             n_layers: int | None = None) -> torch.Tensor:
-    """The truncation trick in W: w' = w_avg + psi (w - w_avg).
-
-    w: (B, w_dim) or (B, L, w_dim); w_avg: (w_dim,). psi = 1 is the identity, psi = 0 gives w_avg. With ``cutoff``,
-    only style inputs 0 .. cutoff-1 (the coarse ones) are truncated; this needs per-layer latents (pass (B, L, w_dim)
-    or ``n_layers`` to broadcast a (B, w_dim) w).
-    """
-    if cutoff is None:
-        return torch.lerp(w_avg.expand_as(w), w, psi)              # w_avg + psi (w - w_avg), exact at psi = 0 and 1
-    if w.dim() == 2:
-        if n_layers is None:
-            raise ValueError("truncate with a cutoff needs per-layer latents: pass w as (B, L, w_dim) or n_layers")
-        w = broadcast_w(w, n_layers)
-    layer = torch.arange(w.shape[1], device=w.device)[None, :, None]
-    return torch.where(layer < cutoff, torch.lerp(w_avg.expand_as(w), w, psi), w)
-
-
-def mix_styles(w1: torch.Tensor, w2: torch.Tensor, crossover: torch.Tensor | int, n_layers: int) -> torch.Tensor:
-    """Style mixing: style input l of image b gets w1[b] if l < crossover[b], else w2[b].
-
-    w1, w2: (B, w_dim) or (B, L, w_dim); crossover: (B,) ints in [0, L] or one int (L: no mixing, 0: all from w2).
-    Returns (B, L, w_dim).
-    """
-    a, b = broadcast_w(w1, n_layers), broadcast_w(w2, n_layers)
-    cross = torch.as_tensor(crossover, device=a.device).reshape(-1, 1, 1)
-    layer = torch.arange(n_layers, device=a.device)[None, :, None]
-    return torch.where(layer < cross, a, b)
-
-
-def mix_layers(w_a: torch.Tensor, w_b: torch.Tensor, layers_from_b: range, n_layers: int) -> torch.Tensor:
-    """Style input l takes w_b if l is in ``layers_from_b`` (e.g. range(4, 6): the 16x16 styles), else w_a.
-
-    w_a, w_b: (B, w_dim) or (B, L, w_dim) -> (B, L, w_dim). Unlike :func:`mix_styles` the B layers need not be a suffix,
-    which is what the coarse / middle / fine mixing experiments need.
-    """
-    a, b = broadcast_w(w_a, n_layers), broadcast_w(w_b, n_layers)
-    layer = torch.arange(n_layers, device=a.device)[None, :, None]
-    return torch.where((layer >= layers_from_b.start) & (layer < layers_from_b.stop), b, a)
-
-
-def sample_crossover(batch: int, n_layers: int, prob: float = 0.9, *, device: torch.device | str = "cpu",
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Crossover points for mixing regularization (Sec. 3.1): with probability ``prob`` a point uniform in
-    [1, L - 1] (both latents used), else L (no mixing). Returns (B,) int64."""
-    if n_layers < 2:
-        return torch.full((batch,), n_layers, dtype=torch.long, device=device)
-    point = torch.randint(1, n_layers, (batch,), generator=generator).to(device)
-    mixed = torch.rand(batch, generator=generator).to(device) < prob
-    return torch.where(mixed, point, torch.full_like(point, n_layers))
 
 
 # ------------------------------------------------------------------------------------------------- the A-F switches
@@ -273,10 +211,6 @@ def grow_real(x: torch.Tensor, resolution: int, alpha: float, mode: str) -> torc
     return x
 
 
-def _act(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2) * SQRT2                  # leaky ReLU with the He gain (equalized LR keeps unit variance)
-
-
 class _Layer(nn.Module):
     """[op] -> noise -> bias -> lrelu -> pixel norm | AdaIN. op: a 3x3 conv (after a 2x upsample if ``up``) or none."""
 
@@ -295,21 +229,8 @@ class _Layer(nn.Module):
             x = self.conv(x)
         if self.noise is not None:
             x = self.noise(x, noise)                                     # x + B_c n
-        x = _act(x + self.bias[None, :, None, None])
+        x = scaled_lrelu(x + self.bias[None, :, None, None])
         return self.style(x, w) if self.style is not None else pixel_norm(x)   # AdaIN(x, A w) | x / rms_c(x)
-
-
-def _noise_maps(noise, shapes: list[tuple[int, int, int, int]], device, dtype) -> list[torch.Tensor | None]:
-    """None: fresh noise drawn by each layer (global RNG); a torch.Generator: draw every map from it (repeatable);
-    a list: one (B, 1, H, W) map per noise layer, in order."""
-    if noise is None:
-        return [None] * len(shapes)
-    if isinstance(noise, torch.Generator):
-        return [torch.randn(s, generator=noise).to(device=device, dtype=dtype) for s in shapes]
-    noise = list(noise)
-    if len(noise) < len(shapes):
-        raise ValueError(f"need {len(shapes)} noise maps (one per layer), got {len(noise)}")
-    return noise
 
 
 class Generator(nn.Module):
@@ -377,7 +298,7 @@ class Generator(nn.Module):
         ws = broadcast_w(ws, c.n_styles)
         res, alpha = self.growth
         n = ws.shape[0]
-        maps = _noise_maps(noise, self.noise_shapes(n, res), ws.device, ws.dtype)
+        maps = noise_maps(noise, self.noise_shapes(n, res), ws.device, ws.dtype)
         if c.const_input:
             x = self.const.expand(n, -1, -1, -1)
         else:
@@ -442,13 +363,13 @@ class Discriminator(nn.Module):
             raise ValueError(f"StyleGAN Discriminator expects images (B, {c.image_channels}, r, r) with r in "
                              f"{c.resolutions}, got {got}")
         res = x.shape[-1]
-        h = _act(self.from_rgb[str(res)](x))
+        h = scaled_lrelu(self.from_rgb[str(res)](x))
         for r in [q for q in reversed(c.resolutions) if 4 < q <= res]:
             conv0, conv1 = self.blocks[str(r)]
-            h = downsample(_act(conv1(_act(conv0(h)))), c.resample)
+            h = downsample(scaled_lrelu(conv1(scaled_lrelu(conv0(h)))), c.resample)
             if r == res and self.alpha < 1:
-                h = torch.lerp(_act(self.from_rgb[str(r // 2)](downsample(x, c.resample))), h, self.alpha)
+                h = torch.lerp(scaled_lrelu(self.from_rgb[str(r // 2)](downsample(x, c.resample))), h, self.alpha)
         h = minibatch_stddev(h, self.mbstd_group)
-        h = _act(self.final_conv(h))
-        h = _act(self.final_dense(h.flatten(1)))
+        h = scaled_lrelu(self.final_conv(h))
+        h = scaled_lrelu(self.final_dense(h.flatten(1)))
         return self.out(h).flatten()

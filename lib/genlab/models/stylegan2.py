@@ -10,7 +10,7 @@ What changes from StyleGAN (genlab.models.stylegan):
   is added to the upsampled RGB image of the resolution below; no progressive growing.
 * The residual discriminator (Fig. 7c): fromRGB once at the input, then residual blocks
   (conv 3x3, conv 3x3, down) + (down, 1x1) combined with 1/sqrt(2).
-* Regularization (genlab.gan): lazy R1 every 16 minibatches, path-length regularization every 4 minibatches with
+* Regularization (genlab.train.gan): lazy R1 every 16 minibatches, path-length regularization every 4 minibatches with
   weight 2 and decay 0.01 (Sec. 3.2, Eq. 4), on half the batch; the generator's EMA is what gets shipped.
 
 The mapping network, truncation and style mixing are StyleGAN's. Per-layer latents: L = 2 per resolution (block r
@@ -23,14 +23,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genlab.models.dcgan import check_latent
-from genlab.models.stylegan import (MappingNetwork, SynthesisConfig, _act, _noise_maps, broadcast_w, mix_styles,
-                                    sample_crossover, truncate)
-from genlab.nn.equalized import EqualizedConv2d, EqualizedLinear
+from genlab.models.stylegan import MappingNetwork, SynthesisConfig
+from genlab.nn.equalized import EqualizedConv2d, EqualizedLinear, scaled_lrelu
+from genlab.nn.latent import broadcast_w, mix_styles, sample_crossover, truncate
 from genlab.nn.feature_stats import minibatch_stddev
 from genlab.nn.modulated import ModulatedConv2d
-from genlab.nn.noise import NoiseInjection
+from genlab.nn.noise import NoiseInjection, noise_maps
 from genlab.nn.resample import downsample, upsample
+from genlab.tensors import check_latent
 
 _INV_SQRT2 = 2 ** -0.5
 
@@ -59,7 +59,7 @@ class _StyledConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(c_out))
 
     def forward(self, x, w, noise):
-        return _act(self.noise(self.conv(x, w), noise) + self.bias[None, :, None, None])
+        return scaled_lrelu(self.noise(self.conv(x, w), noise) + self.bias[None, :, None, None])
 
 
 class _ToRGB(nn.Module):
@@ -117,7 +117,7 @@ class Generator(nn.Module):
         c = self.config
         ws = broadcast_w(ws, c.n_styles)
         n = ws.shape[0]
-        maps = _noise_maps(noise, self.noise_shapes(n), ws.device, ws.dtype)
+        maps = noise_maps(noise, self.noise_shapes(n), ws.device, ws.dtype)
         x = self.convs[0](self.const.expand(n, -1, -1, -1), ws[:, 0], maps[0])
         img, feats = self.to_rgb[0](x, ws[:, 1]), [x]
         for k in range(1, len(c.resolutions)):
@@ -145,7 +145,7 @@ class _ResBlock(nn.Module):
         self.skip = EqualizedConv2d(c_in, c_out, 1, bias=False)
 
     def forward(self, x):
-        y = downsample(_act(self.conv1(_act(self.conv0(x)))), "bilinear")
+        y = downsample(scaled_lrelu(self.conv1(scaled_lrelu(self.conv0(x)))), "bilinear")
         return (y + self.skip(downsample(x, "bilinear"))) * _INV_SQRT2
 
 
@@ -169,8 +169,8 @@ class Discriminator(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != shape:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"StyleGAN2 Discriminator expects images (B, {', '.join(map(str, shape))}), got {got}")
-        h = _act(self.from_rgb(x))
+        h = scaled_lrelu(self.from_rgb(x))
         for block in self.blocks:
             h = block(h)
-        h = _act(self.final_conv(minibatch_stddev(h, self.mbstd_group)))
-        return self.out(_act(self.final_dense(h.flatten(1)))).flatten()
+        h = scaled_lrelu(self.final_conv(minibatch_stddev(h, self.mbstd_group)))
+        return self.out(scaled_lrelu(self.final_dense(h.flatten(1)))).flatten()

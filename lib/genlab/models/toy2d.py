@@ -2,14 +2,14 @@
 
 On 2-D data a GAN's failures can be seen and counted: which modes of a ring of Gaussians the generator covers (mode
 collapse; the unrolled-GAN paper, Metz et al. 2017, uses the same mixture), and how the saturating and non-saturating
-losses behave (Goodfellow et al. 2014, Sec. 3). Both networks plug into genlab.gan like the DCGAN ones.
+losses behave (Goodfellow et al. 2014, Sec. 3). Both networks plug into genlab.train.gan like the DCGAN ones.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from genlab.models.dcgan import check_latent
+from genlab.tensors import check_latent
 
 
 class MLPGenerator(nn.Module):

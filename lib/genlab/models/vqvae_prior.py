@@ -18,12 +18,13 @@ conditional PixelCNN's Eq. 4). Sampling uses the cached sampler of :mod:`genlab.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, sample_cached, sample_naive
+from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from genlab.models.pixelcnn_sampling import sample_cached, sample_naive
 from genlab.models.vqvae import ResBlock
 from genlab.nn.eval_mode import evaluating
 
@@ -101,121 +102,3 @@ class CodePrior(nn.Module):
 
 def build(model_config: dict) -> CodePrior:
     return CodePrior(CodePriorConfig(**model_config))
-
-
-# ------------------------------------------------------------------------------------------------------ recipes
-VQVAE = "vqvae2_faces64"      # the shipped VQ-VAE-2 whose codes the priors model
-N_VAL = 1000                  # the last 1000 train faces' codes: held out from prior training (not used to select)
-
-
-_CODES: dict[str, dict[str, torch.Tensor]] = {}
-
-
-@torch.no_grad()
-def codes(split: str) -> dict[str, torch.Tensor]:
-    """{"top": (N, 8, 8), "bottom": (N, 16, 16)} int64 codes from the shipped VQ-VAE-2, encoded once per process:
-    split "train" (the faces train split without its last N_VAL faces), "val" (those N_VAL) or "test" (the first
-    2000 test faces)."""
-    from genlab.checkpoints import load_pretrained
-    from genlab.models.vqvae_zoo import encode_codes, training_images
-
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    if split not in _CODES:
-        images = training_images("faces64", "test" if split == "test" else "train")
-        images = {"train": images[:-N_VAL], "val": images[-N_VAL:], "test": images}[split]
-        _CODES[split] = encode_codes(load_pretrained(VQVAE).model, images)
-    return _CODES[split]
-
-
-def prior_config(profile: str, level: str) -> dict:
-    top = level == "top"
-    model = (CodePriorConfig(channels=64, n_layers=8, first_kernel=5, head_channels=128, attention_heads=4) if top
-             else CodePriorConfig(channels=48, n_layers=6, first_kernel=7, head_channels=96, cond_codes=256))
-    if profile == "ci":
-        model = CodePriorConfig(channels=8, n_layers=2, first_kernel=3, head_channels=8, code_embedding=8,
-                                attention_heads=2 if top else 0, cond_codes=0 if top else 256, cond_channels=8,
-                                cond_res=1)
-    elif profile == "gpu":
-        model = CodePriorConfig(channels=128, n_layers=16, first_kernel=5 if top else 7, head_channels=256,
-                                attention_heads=8 if top else 0, cond_codes=0 if top else 256, cond_channels=64)
-    train = {"ci": dict(steps=4, batch_size=8), "cpu": dict(steps=2000, batch_size=64 if top else 32),
-             "gpu": dict(steps=30000, batch_size=128)}[profile]
-    return {"model": asdict(model), "train": {**train, "lr": 2e-3, "warmup": 0.02, "ema_decay": 0.995, "clip": 1.0,
-                                             "level": level}}
-
-
-def _train(model: CodePrior, config: dict, job, name: str):
-    from genlab.metrics.likelihood import bits_per_code
-    from genlab.train import StepBatches, TrainState, fit, make_ema, warmup_cosine, wrap_ddp
-
-    t = config["train"]
-    c = codes("train")
-    top, bottom = c["top"], c["bottom"]
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=0.0)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
-
-    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
-        for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
-        tb, bb = batch
-        logits = state.model(tb) if t["level"] == "top" else state.model(bb, tb)
-        loss = bits_per_code(logits.float(), tb if t["level"] == "top" else bb)     # -log2 p(code), averaged
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip"])
-        opt.step()
-        return {"bits": loss}
-
-    return fit(state, step_fn, StepBatches(top, bottom, batch_size=t["batch_size"], seed=job.seed), t["steps"],
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
-               resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
-
-
-@torch.no_grad()
-def prior_bits(model: CodePrior, top: torch.Tensor, bottom: torch.Tensor | None = None,
-               batch_size: int = 64) -> float:
-    """Mean bits per code of the top codes (bottom None) or of the bottom codes given the top ones."""
-    from genlab.metrics.likelihood import bits_per_code
-
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
-    with evaluating(model):
-        for i in range(0, len(top), batch_size):
-            tb = top[i:i + batch_size].to(device)
-            if bottom is None:
-                bits = bits_per_code(model(tb).float(), tb)
-            else:
-                bb = bottom[i:i + batch_size].to(device)
-                bits = bits_per_code(model(bb, tb).float(), bb)
-            total, n = total + float(bits) * len(tb), n + len(tb)
-    return total / n
-
-
-def _evaluate_fn(level: str):
-    def evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
-        test, val = codes("test"), codes("val")
-        if level == "top":
-            return {"test_bits_per_code": prior_bits(model.to(device), test["top"]),
-                    "val_bits_per_code": prior_bits(model, val["top"])}
-        return {"test_bits_per_code": prior_bits(model.to(device), test["top"], test["bottom"]),
-                "val_bits_per_code": prior_bits(model, val["top"], val["bottom"])}
-    return evaluate
-
-
-_DATA = (f"codes of the shipped {VQVAE} checkpoint: faces train split at 64x64 without its last {N_VAL} faces for "
-         f"training, those {N_VAL} for val_bits_per_code, the first 2000 test faces for test_bits_per_code")
-
-
-def _recipe(level: str):
-    from genlab.zoo import Recipe
-
-    name = f"vqvae2_faces64_prior_{level}"
-    summary = ("top prior: Gated PixelCNN + causal self-attention over the 8x8 top codes" if level == "top" else
-               "bottom prior: Gated PixelCNN over the 16x16 bottom codes, conditioned on the top codes")
-    return Recipe(name=name, summary=summary, build=build, config=lambda p: prior_config(p, level),
-                  train=lambda m, c, j: _train(m, c, j, name), evaluate=_evaluate_fn(level),
-                  metrics={"test_bits_per_code": 0.003, "val_bits_per_code": 0.003}, data=_DATA)
-
-
-PRIOR_TOP, PRIOR_BOTTOM = _recipe("top"), _recipe("bottom")

@@ -66,3 +66,8 @@ class EqualizedConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, lr_mul={self.lr_mul}"
+
+
+def scaled_lrelu(x: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU (slope 0.2) times sqrt(2), the He gain that keeps unit variance under equalized LR. Any shape."""
+    return F.leaky_relu(x, 0.2) * math.sqrt(2.0)                  # lrelu(x) * sqrt(2)

@@ -27,3 +27,16 @@ class NoiseInjection(nn.Module):
         elif noise.shape != (b, 1, h, w):
             raise ValueError(f"noise must have shape ({b}, 1, {h}, {w}) (one map per sample), got {tuple(noise.shape)}")
         return x + self.weight[None, :, None, None] * noise                   # x + B_c n
+
+
+def noise_maps(noise, shapes: list[tuple[int, int, int, int]], device, dtype) -> list[torch.Tensor | None]:
+    """None: fresh noise drawn by each layer (global RNG); a torch.Generator: draw every map from it (repeatable);
+    a list: one (B, 1, H, W) map per noise layer, in order."""
+    if noise is None:
+        return [None] * len(shapes)
+    if isinstance(noise, torch.Generator):
+        return [torch.randn(s, generator=noise).to(device=device, dtype=dtype) for s in shapes]
+    noise = list(noise)
+    if len(noise) < len(shapes):
+        raise ValueError(f"need {len(shapes)} noise maps (one per layer), got {len(noise)}")
+    return noise

@@ -23,12 +23,21 @@ perplexity and the number of dead codes (codes no held-out image uses).
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from genlab.config import setup
+from genlab.data.folders import image_folder
+from genlab.data.photos import photo_patches
+from genlab.metrics.image_quality import psnr
 from genlab.models.vqvae import VQVAE, VQVAE2, VQVAEConfig
 from genlab.nn.eval_mode import evaluating
+from genlab.nn.inference import batched
+from genlab.train import StepBatches, TrainState, fit, prepare_model, warmup_cosine, wrap_ddp
+from genlab.worlds.faces import faces
+from genlab.zoo.registry import Recipe, TrainJob
 
 RESOLUTION = 64
 N_EVAL = 2000             # held-out faces for the metrics (the first 2000 of the test split)
@@ -70,8 +79,6 @@ def quantizers(model: nn.Module) -> dict[str, nn.Module]:
 
 def folder_images(folder, size: int) -> torch.Tensor:
     """uint8 (N, 3, size, size) from every image under ``folder`` (center-cropped, resized; genlab.data.folders)."""
-    from genlab.data.folders import image_folder
-
     if isinstance(size, bool) or not isinstance(size, int) or size < 8 or size % 8:
         raise ValueError(f"size must be a multiple of 8 (VQ-VAE-2 downsamples by 8), e.g. 128 or 256; got {size!r}")
     return (image_folder(folder, size) * 255).round().to(torch.uint8)
@@ -81,10 +88,8 @@ def training_images(dataset: str, split: str) -> torch.Tensor:
     """uint8 images (N, 3, R, R): faces64 -> the faces world at 64x64 (train: 20,000; test: the first N_EVAL);
     photos32 -> 32x32 photo patches (train 2,786; test 459)."""
     if dataset == "faces64":
-        from genlab.data.faces import faces
         return faces(split, n=None if split == "train" else N_EVAL, resolution=RESOLUTION, as_uint8=True)[0]
     if dataset == "photos32":
-        from genlab.data.photos import photo_patches
         return (photo_patches(split, size=32) * 255).round().to(torch.uint8)
     raise ValueError(f"unknown dataset {dataset!r}: faces64 or photos32")
 
@@ -96,8 +101,6 @@ def to_model(x: torch.Tensor) -> torch.Tensor:
 
 def _train(model: nn.Module, config: dict, job, name: str, images: torch.Tensor | None = None):
     """Fit on ``images`` (uint8, N x 3 x H x W), by default the recipe dataset's train split."""
-    from genlab.train import StepBatches, TrainState, fit, warmup_cosine, wrap_ddp
-
     t = config["train"]
     opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
     state = TrainState(model=wrap_ddp(model), optimizer=opt)
@@ -143,11 +146,8 @@ def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 250) 
 @torch.no_grad()
 def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """uint8 images (N, 3, H, W) -> reconstructions (N, 3, H, W) float in [0, 1] (eval mode)."""
-    device = next(model.parameters()).device
-    with evaluating(model):
-        out = [model(to_model(images[i:i + batch_size].to(device))).recon.float().cpu()
-               for i in range(0, len(images), batch_size)]
-    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+    out = batched(lambda x: model(to_model(x)).recon.float(), images, batch_size=batch_size, module=model)
+    return ((out + 1) / 2).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -156,11 +156,8 @@ def decode_codes(model: VQVAE2, top: torch.Tensor, bottom: torch.Tensor, batch_s
     batched): decode any pairing of top and bottom codes (swaps, sampled or constant levels)."""
     if len(top) != len(bottom):
         raise ValueError(f"one top and one bottom code map per image: got {len(top)} and {len(bottom)}")
-    device = next(model.parameters()).device
-    with evaluating(model):
-        out = [model.decode_codes(top[i:i + batch_size].to(device), bottom[i:i + batch_size].to(device)).float().cpu()
-               for i in range(0, len(top), batch_size)]
-    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+    out = batched(lambda t, b: model.decode_codes(t, b).float(), top, bottom, batch_size=batch_size, module=model)
+    return ((out + 1) / 2).clamp(0, 1)
 
 
 def evaluate_on(model: nn.Module, images: torch.Tensor, *, codes: dict[str, torch.Tensor] | None = None,
@@ -168,8 +165,6 @@ def evaluate_on(model: nn.Module, images: torch.Tensor, *, codes: dict[str, torc
     """recon_psnr, and per level perplexity_LEVEL / dead_codes_LEVEL over the code maps of ``images`` (uint8).
     ``codes`` (from :func:`encode_codes`) and ``recon`` (from :func:`reconstruct`) of these images, if given, are
     used instead of computing them again."""
-    from genlab.metrics.image_quality import psnr
-
     recon = reconstruct(model, images) if recon is None else recon
     if recon.shape != images.shape:
         raise ValueError(f"recon {tuple(recon.shape)} must be the reconstructions of images {tuple(images.shape)}")
@@ -195,8 +190,6 @@ _DATA = {"faces64": f"genlab.data.faces at 64x64: the train split (20,000 faces)
 
 
 def _recipe(name: str, summary: str, config, dataset: str):
-    from genlab.zoo import Recipe
-
     levels = ("top", "bottom") if config("ci")["model"]["levels"] == 2 else ("codes",)
     tol = {"recon_psnr": 0.05, **{f"dead_codes_{k}": 2.0 for k in levels}, **{f"perplexity_{k}": 1.0 for k in levels}}
     return Recipe(name=name, summary=summary, build=build, config=config,
@@ -221,12 +214,6 @@ def train_on_folder(folder, run=None, *, size: int = 128, out="runs", resume: bo
     """Train the VQ-VAE-2 of ``run``'s profile on your images (every .png / .jpg under ``folder``, center-cropped and
     resized to ``size`` x ``size``, a multiple of 8) and return it in eval mode. Checkpoints go to
     ``out/vqvae2_folder{size}/PROFILE/last.pt`` (an interrupted run resumes there); nothing is shipped."""
-    from pathlib import Path
-
-    from genlab.config import setup
-    from genlab.train import prepare_model
-    from genlab.zoo import TrainJob
-
     run = run if run is not None else setup("auto", 0)
     images = folder_images(folder, size)                    # fails early and clearly on a bad folder or size
     config = vqvae_config(run.profile, dataset="folder")

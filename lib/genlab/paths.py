@@ -8,7 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: sha256 of every embedded data file we ship (a dataset registry with checksums, as in d2l).
 CHECKSUMS: dict[str, str] = {

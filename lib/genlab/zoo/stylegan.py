@@ -24,8 +24,12 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from genlab.metrics.fid import features, fid
 from genlab.models import stylegan, stylegan2
-from genlab.nn.eval_mode import evaluating
+from genlab.nn.inference import generate
+from genlab.train import GANStepConfig, StepBatches, fit, gan_state, make_gan_step
+from genlab.worlds.faces import faces
+from genlab.zoo.registry import Recipe
 
 RESOLUTION = 32
 N_FID = 2000
@@ -68,14 +72,10 @@ def growth_schedule(config: dict) -> stylegan.GrowthSchedule:
 
 def real_faces(split: str, n: int | None = None) -> torch.Tensor:
     """Faces world images in [0, 1] at 32x32 (the train split: 20,000; test: the first n)."""
-    from genlab.data.faces import faces
     return faces(split, n=n, resolution=RESOLUTION)[0]
 
 
 def _train(G: nn.Module, config: dict, job, *, progressive: bool, name: str):
-    from genlab.gan import GANStepConfig, gan_state, make_gan_step
-    from genlab.train import StepBatches, fit
-
     t = config["train"]
     if progressive:
         c = stylegan.StyleGANConfig(**config["model"])
@@ -106,30 +106,13 @@ def _train(G: nn.Module, config: dict, job, *, progressive: bool, name: str):
     return state
 
 
-@torch.no_grad()
-def generate(G: nn.Module, n: int, *, seed: int = 0, psi: float = 1.0, cutoff: int | None = None,
-             batch_size: int = 250) -> torch.Tensor:
-    """n images in [0, 1] (n, C, R, R); z and every noise map come from a generator seeded with ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    device = next(G.parameters()).device
-    out = []
-    with evaluating(G):
-        for i in range(0, n, batch_size):
-            z = torch.randn(min(batch_size, n - i), G.config.z_dim, generator=g)
-            out.append(G(z.to(device), psi=psi, cutoff=cutoff, noise=g).float().cpu())
-    return (torch.cat(out).clamp(-1, 1) + 1) / 2
-
-
 @lru_cache(maxsize=2)
 def _test_features(device: str):
     """The held-out faces' FID features, embedded once per process (eight recipes share them)."""
-    from genlab.metrics.fid import features
     return features(real_faces("test", N_FID), "faces", device=device)
 
 
 def evaluate(G: nn.Module, device: torch.device) -> dict[str, float]:
-    from genlab.metrics.fid import fid
-
     return {"fid_faces": fid(_test_features(str(device)), generate(G.to(device), N_FID), "faces", device=device)}
 
 
@@ -138,8 +121,6 @@ _DATA = (f"genlab.data.faces train split at 32x32 (20,000 faces) for training; f
 
 
 def _recipe(name: str, summary: str, config, build, progressive: bool):
-    from genlab.zoo import Recipe
-
     return Recipe(name=name, summary=summary, build=build, config=config,
                   train=lambda m, c, j: _train(m, c, j, progressive=progressive, name=name), evaluate=evaluate,
                   metrics={"fid_faces": 0.05}, data=_DATA)

@@ -1,121 +1,51 @@
-"""The model zoo: named, trainable models ("recipes") behind ``genlab train NAME`` and ``genlab eval NAME``.
-
-A :class:`Recipe` says how to build a model from its config, which config each profile (ci / cpu / gpu) trains, how to
-train it (with :func:`genlab.train.fit`), how to evaluate it, and which metrics its shipped checkpoint's provenance
-stores (each with the tolerance ``genlab eval`` allows). Recipes live beside their models in ``genlab.models``; this
-module only lists where to find them (:data:`RECIPES`), so adding a model is one line here.
+"""Train, ship, load and re-evaluate zoo models: ``genlab train NAME``, ``genlab eval NAME``, :func:`load_pretrained`
+and :func:`load_or_train` (the notebooks' load-or-train switch).
 
     genlab train digit_classifier --profile cpu --ship   # train, evaluate, write data/checkpoints/digit_classifier.*
     genlab eval digit_classifier                         # re-evaluate the shipped file, compare with its provenance
 """
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from genlab.checkpoints import (CheckpointError, load_checkpoint, load_pretrained, read_provenance, retrain_command,
+from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, read_provenance, retrain_command,
                                 save_checkpoint, shipped_path, write_provenance)
 from genlab.config import Run, choose_device, setup
-from genlab.data.paths import sha256
-from genlab.train import TrainState, cleanup, init_distributed, is_main_process, prepare_model, unwrap
-
-#: name -> "module:attribute" of its Recipe (imported only when asked for, so `genlab --help` stays instant).
-RECIPES: dict[str, str] = {
-    "digit_classifier": "genlab.models.digit_classifier:RECIPE",
-    "pixelcnn_mnist": "genlab.models.pixelcnn:PIXELCNN_MNIST",
-    "gated_pixelcnn_mnist": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST",
-    "gated_pixelcnn_mnist_cond": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST_COND",
-    "gated_pixelcnn_mnist_cond_attn": "genlab.models.pixelcnn:GATED_PIXELCNN_MNIST_COND_ATTN",
-    "row_lstm_mnist": "genlab.models.pixelrnn:ROW_LSTM_RECIPE",
-    "diagonal_bilstm_mnist": "genlab.models.pixelrnn:DIAGONAL_BILSTM_RECIPE",
-    "face_regressor": "genlab.models.face_regressor:RECIPE",
-    "dcgan_mnist": "genlab.models.dcgan:DCGAN_MNIST",
-    "dcgan_faces32": "genlab.models.dcgan:DCGAN_FACES32",
-    **{f"stylegan_faces32_{row}": f"genlab.models.stylegan_zoo:STYLEGAN_{row.upper()}" for row in "abcdef"},
-    "stylegan2_faces32": "genlab.models.stylegan_zoo:STYLEGAN2",
-    "stylegan2_faces32_nopl": "genlab.models.stylegan_zoo:STYLEGAN2_NOPL",
-    "vqvae2_faces64": "genlab.models.vqvae_zoo:VQVAE2_FACES",
-    "vqvae2_faces64_noema": "genlab.models.vqvae_zoo:VQVAE2_FACES_NOEMA",
-    "vqvae_faces64": "genlab.models.vqvae_zoo:VQVAE_FACES",
-    "vqvae2_faces64_bottleneck": "genlab.models.vqvae_zoo:VQVAE2_FACES_BOTTLENECK",
-    "vqvae2_photos32": "genlab.models.vqvae_zoo:VQVAE2_PHOTOS",
-    "vqvae2_faces64_prior_top": "genlab.models.vqvae_prior:PRIOR_TOP",
-    "vqvae2_faces64_prior_bottom": "genlab.models.vqvae_prior:PRIOR_BOTTOM",
-}
+from genlab.paths import sha256
+from genlab.train import cleanup, init_distributed, is_main_process, prepare_model
+from genlab.zoo.registry import Recipe, TrainJob, UnknownRecipeError, get_recipe, n_params
 
 
-class UnknownRecipeError(LookupError):
-    """No recipe of that name; the message lists the known ones."""
+def load_pretrained(name: str, map_location: str | torch.device | None = "cpu") -> Checkpoint:
+    """Load the shipped checkpoint ``name`` and build its model (``.model``, in eval mode) with its recipe's ``build``.
 
-
-@dataclass
-class TrainJob:
-    """What ``genlab train`` decided for a recipe's ``train`` function: where, how long, where to checkpoint."""
-
-    profile: str
-    device: torch.device
-    seed: int
-    command: str
-    data: str
-    checkpoint: Path | None = None
-    resume: bool = True
-    progress: bool = True
-
-    def meta(self, config: dict) -> dict[str, Any]:
-        """Provenance for :func:`genlab.train.fit`'s periodic checkpoints."""
-        return {"config": config, "seed": self.seed, "command": self.command, "data": self.data}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A named trainable model.
-
-    build(model_config) -> nn.Module;  config(profile) -> {"model": {...}, "train": {...}} (plain values only)
-    train(model, config, job) -> TrainState (the model already on ``job.device``)
-    evaluate(model, device) -> {metric: float}, deterministic for a given machine
-    metrics: metric name -> tolerance that ``genlab eval`` allows between the provenance and a re-evaluation
-    data: what it trains and evaluates on (recorded in the provenance)
-    ship_dtype: dtype for the shipped file (float16 halves it) -- used only if the metrics stay within tolerance
+    A missing or damaged file raises :class:`~genlab.checkpoints.CheckpointError` naming the exact retrain command.
     """
-
-    name: str
-    summary: str
-    build: Callable[[dict], nn.Module]
-    config: Callable[[str], dict]
-    train: Callable[[nn.Module, dict, TrainJob], TrainState]
-    evaluate: Callable[[nn.Module, torch.device], dict[str, float]]
-    metrics: dict[str, float]
-    data: str
-    seed: int = 0
-    ship_dtype: torch.dtype | None = torch.float16
-    export: Callable[[TrainState], nn.Module] = field(default=lambda s: s.ema.module if s.ema is not None
-                                                      else unwrap(s.model))
+    recipe = get_recipe(name)
+    fix = (f"retrain it with `{retrain_command(name)}` (see data/checkpoints/{name}.json for the original run), "
+           f"or restore the shipped file with `git checkout -- data/checkpoints/{name}.pt`")
+    ckpt = load_checkpoint(shipped_path(name), map_location, fix=fix)
+    model = recipe.build(ckpt.config["model"])
+    model.load_state_dict(ckpt.model_state)
+    if map_location is not None:
+        model.to(map_location)
+    ckpt.model = model.eval()
+    return ckpt
 
 
-def known_names() -> list[str]:
-    return sorted(RECIPES)
-
-
-def get_recipe(name: str) -> Recipe:
-    """The recipe registered as ``name``; :class:`UnknownRecipeError` lists the known names."""
-    if name not in RECIPES:
-        raise UnknownRecipeError(f"no model named {name!r} in the zoo; known models: {', '.join(known_names())} "
-                                 "(recipes are listed in genlab.zoo.RECIPES)")
-    module, attr = RECIPES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def load_or_train(name: str, run: Run, *, retrain: bool = False) -> nn.Module:
+    """The notebooks' load-or-train switch: the shipped model ``name`` on ``run.device`` (eval mode), or, with
+    ``retrain=True``, the same recipe trained now in ``run``'s profile (:func:`train_recipe`; not shipped)."""
+    if retrain:
+        return train_recipe(name, run)
+    return load_pretrained(name, map_location=run.device).model
 
 
 def _command(name: str, profile: str, ship: bool, world: int) -> str:

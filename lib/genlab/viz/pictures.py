@@ -1,0 +1,147 @@
+"""Pictures for the notebooks: image grids, inline video animations, loss curves (no model knowledge here).
+
+Conventions (DESIGN.md): images (B, C, H, W), videos (T, C, H, W) or (B, T, C, H, W), C in {1, 3}; ``value_range``
+says which values map to black and white (``(0, 1)`` for the embedded data, ``(-1, 1)`` for tanh generators,
+``None`` to stretch the batch's min..max); uint8 tensors are always read as [0, 255]. Grey images are replicated to
+RGB so every grid is (3, H, W).
+
+Notebook hygiene: figures are small; :func:`animate_video` closes its figure so only the animation is shown; plot
+cells end with ``plt.show()`` so no ``<Figure size ...>`` text lands in the outputs (nbval compares text/plain).
+Nothing here needs ffmpeg: animations are matplotlib's JavaScript player with PNG frames embedded in the HTML.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from genlab.tensors import image_grid, to_unit_range
+
+def to_uint8_hwc(grid: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded (what a PNG stores)."""
+    return (grid * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def show_grid(images: torch.Tensor, title: str | None = None, ax=None, *, nrow: int = 8, padding: int = 2,
+              value_range: tuple[float, float] | None = (0.0, 1.0), size: float = 4.0):
+    """Draw :func:`image_grid` with matplotlib and return the Axes (end the cell with ``plt.show()``).
+
+    images: (B, C, H, W), see :func:`image_grid`. ax: draw into this Axes; if None, a new figure whose longer side is
+    ``size`` inches (small, to keep notebooks light). Pixels are drawn with nearest interpolation.
+    """
+    import matplotlib.pyplot as plt
+
+    grid = image_grid(images, nrow=nrow, padding=padding, value_range=value_range)
+    if ax is None:
+        h, w = grid.shape[1:]
+        scale = size / max(h, w)
+        _, ax = plt.subplots(figsize=(max(w * scale, 1.0), max(h * scale, 1.0) + (0.3 if title else 0.0)))
+    ax.imshow(to_uint8_hwc(grid), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def animate_video(video: torch.Tensor, fps: int = 8, *, nrow: int | None = None, padding: int = 2,
+                  value_range: tuple[float, float] | None = (0.0, 1.0), height: int = 128, loop: bool = True):
+    """An inline, looping animation of a video (or a row of videos) for Jupyter; no ffmpeg needed.
+
+    video: (T, C, H, W), or (B, T, C, H, W) shown side by side (``nrow`` videos per row, default all B in one row),
+    C in {1, 3}. Every frame is drawn with :func:`image_grid`, scaled up by an integer factor (nearest) so the frame is
+    about ``height`` pixels tall (an odd width or height gets one white column / row), and embedded as a PNG in
+    matplotlib's JavaScript player (``FuncAnimation.to_jshtml``). Returns ``IPython.display.HTML`` (displayed when it
+    ends a cell); its ``.data`` is the HTML string. The figure is closed, so no static copy is shown too.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+    from matplotlib.animation import FuncAnimation
+
+    if not isinstance(video, torch.Tensor):
+        video = torch.as_tensor(np.asarray(video))
+    if video.ndim == 4:
+        video = video[None]
+    if video.ndim != 5 or video.shape[2] not in (1, 3) or 0 in video.shape[:2]:
+        raise ValueError(f"animate_video expects a video (T, C, H, W) or a batch of videos (B, T, C, H, W) with "
+                         f"C = 1 or 3, got shape {tuple(video.shape)}")
+    if not (isinstance(fps, (int, float)) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    b, t = video.shape[:2]
+    # map the whole video at once, so value_range=None stretches with one min..max for all frames (no flicker)
+    unit = to_unit_range(video, value_range)
+    frames = [to_uint8_hwc(image_grid(unit[:, i], nrow=nrow or b, padding=padding)) for i in range(t)]
+    fh, fw = frames[0].shape[:2]
+    scale = max(1, round(height / fh))
+    frames = [f.repeat(scale, axis=0).repeat(scale, axis=1) for f in frames]
+    # matplotlib's movie writers round an odd frame size down to even (the h264 rule) by resizing the figure, which
+    # would resample our pixels: pad a white row / column instead, so every PNG is the frame pixel for pixel
+    fh, fw = frames[0].shape[:2]
+    frames = [np.pad(f, ((0, fh % 2), (0, fw % 2), (0, 0)), constant_values=255) for f in frames]
+    fh, fw = fh + fh % 2, fw + fw % 2
+    dpi = 64  # a power of two: pixels / dpi * dpi is exact, so the PNG is exactly the frame's size
+    fig = plt.figure(figsize=(fw / dpi, fh / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))  # the image fills the figure: one PNG pixel per frame pixel
+    ax.set_axis_off()
+    im = ax.imshow(frames[0], interpolation="nearest")
+
+    def draw(i):
+        im.set_data(frames[i])
+        return (im,)
+
+    try:
+        anim = FuncAnimation(fig, draw, frames=t, interval=1000 / fps, blit=False, repeat=loop)
+        html = anim.to_jshtml(fps=fps, default_mode="loop" if loop else "once")
+    finally:
+        plt.close(fig)
+    return HTML(html)
+
+
+def smooth(values: Sequence[float] | np.ndarray | torch.Tensor, weight: float) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard smooths curves), float64 (N,) -> (N,).
+
+    s_t = weight * s_{t-1} + (1 - weight) * v_t with s_0 = 0, reported as s_t / (1 - weight^t); weight in [0, 1).
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1) (0 = no smoothing, 0.9 = strong), got {weight!r}")
+    v = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).reshape(-1)
+    out, s = np.empty_like(v), 0.0
+    for i, x in enumerate(v):
+        s = weight * s + (1.0 - weight) * x
+        out[i] = s / (1.0 - weight ** (i + 1))
+    return out
+
+
+def plot_curve(values, *, smoothing: float = 0.0, ax=None, title: str | None = None, xlabel: str = "step",
+               ylabel: str = "loss", logy: bool = False, size: tuple[float, float] = (5.0, 3.0)):
+    """Plot a training curve (or several) and return the Axes (end the cell with ``plt.show()``).
+
+    values: a sequence / 1-D array / tensor of N numbers, or a mapping name -> sequence for several labelled curves.
+    smoothing: EMA weight in [0, 1) (see :func:`smooth`); when > 0 the raw curve is drawn faint behind the smoothed
+    one. x is the index 0..N-1.
+    """
+    import matplotlib.pyplot as plt
+
+    curves = dict(values) if isinstance(values, Mapping) else {None: values}
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    for name, ys in curves.items():
+        y = np.asarray(ys.detach().cpu() if isinstance(ys, torch.Tensor) else ys, dtype=np.float64).reshape(-1)
+        if y.size == 0:
+            raise ValueError(f"curve {name or ''} is empty: nothing to plot")
+        x = np.arange(len(y))
+        if smoothing > 0:
+            (raw,) = ax.plot(x, y, alpha=0.25, linewidth=1)
+            ax.plot(x, smooth(y, smoothing), color=raw.get_color(), linewidth=1.5, label=name)
+        else:
+            ax.plot(x, y, linewidth=1.5, label=name)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if any(name is not None for name in curves):
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax

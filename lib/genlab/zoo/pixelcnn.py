@@ -1,0 +1,164 @@
+"""Zoo recipes of PixelCNN and Gated PixelCNN (genlab.models.pixelcnn) on MNIST 5k, and :func:`class_bits`.
+
+AdamW with warm-up + cosine decay on bits/dim, gradient clipping, weight EMA; the best EMA weights on 400 held-out
+train digits are the ones shipped (early stopping without the test split). Conditional models are also scored by the
+shipped digit classifier on class-conditional samples.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+from torch import nn
+
+from genlab.checkpoints import load_checkpoint, save_checkpoint
+from genlab.data.mnist import mnist5k
+from genlab.metrics.likelihood import bits_per_dim, evaluate_bits_per_subpixel, evaluate_bpd
+from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
+from genlab.models.pixelcnn_sampling import sample_cached
+from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.zoo.digit_classifier import judge_digits
+from genlab.zoo.registry import Recipe
+
+DATA = ("genlab.data.mnist5k (uint8): train split (4000 digits) -- the first 3600 for training, the last 400 held out to "
+        "keep the best EMA weights; test split (1000 digits) for test_bpd")
+N_HELD_OUT = 400
+N_JUDGED = 100     # class-conditional samples judged by the digit classifier (10 per class)
+
+
+def _pixelcnn_config(profile: str) -> dict:
+    """cpu: sized to train in ~40 min on one CPU thread; ci: a smoke run of the recipe (notebooks load the shipped
+    cpu checkpoint in every profile); gpu: a wider, deeper network trained longer."""
+    model = {"ci": PixelCNNConfig(channels=8, n_layers=2, head_channels=16),
+             "cpu": PixelCNNConfig(channels=32, n_layers=5, head_channels=64),
+             "gpu": PixelCNNConfig(channels=128, n_layers=12, head_channels=256)}[profile]
+    train = {"ci": dict(steps=4, batch_size=16), "cpu": dict(steps=1500, batch_size=32),
+             "gpu": dict(steps=20000, batch_size=64)}[profile]
+    return {"model": asdict(model), "train": {**train, "lr": 3e-3, "warmup": 0.03, "ema_decay": 0.995,
+                                             "clip": 1.0, "eval_every": max(train["steps"] // 8, 1)}}
+
+
+def _gated_config(profile: str, n_classes: int = 0, attention_heads: int = 0) -> dict:
+    """The Gated PixelCNN recipes; attention_heads > 0 adds one causal self-attention layer (the same net otherwise,
+    trained the same way: an ablation of global context)."""
+    model = {"ci": GatedPixelCNNConfig(channels=8, n_layers=2, head_channels=16),
+             "cpu": GatedPixelCNNConfig(channels=48, n_layers=6, head_channels=96),
+             "gpu": GatedPixelCNNConfig(channels=128, n_layers=12, head_channels=256)}[profile]
+    model.n_classes, model.attention_heads = n_classes, attention_heads
+    train = {"ci": dict(steps=4, batch_size=16), "cpu": dict(steps=2400, batch_size=32),
+             "gpu": dict(steps=20000, batch_size=64)}[profile]
+    return {"model": asdict(model), "train": {**train, "lr": 3e-3, "warmup": 0.03, "ema_decay": 0.995,
+                                             "clip": 1.0, "eval_every": max(train["steps"] // 8, 1)}}
+
+
+def _train(model: nn.Module, config: dict, job, name: str) -> TrainState:
+    """AdamW with warm-up + cosine decay on bits/dim, gradient clipping, weight EMA; every ``eval_every`` steps the
+    EMA's bits/dim on the held-out 400 train digits, and the best EMA weights are the ones returned (early stopping
+    without looking at the test split)."""
+    t = config["train"]
+    conditional = bool(config["model"].get("n_classes"))
+    x, y = mnist5k("train", as_uint8=True)
+    x_tr, y_tr, x_val, y_val = x[:-N_HELD_OUT], y[:-N_HELD_OUT], x[-N_HELD_OUT:], y[-N_HELD_OUT:]
+    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=0.0)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+    best_path = job.checkpoint.with_name("best.pt") if job.checkpoint is not None else None
+
+    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
+        xb, yb = batch
+        for group in opt.param_groups:
+            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+        with autocast(job.device):
+            logits = state.model(xb, yb) if conditional else state.model(xb)
+        loss = bits_per_dim(logits.float(), xb)                     # -log2 p(x) / (C H W): the exact likelihood
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip"])
+        opt.step()
+        return {"bpd": loss}
+
+    best = {"val": float("inf"), "weights": None}
+
+    def callback(state: TrainState, logs: dict) -> None:
+        if state.step % t["eval_every"] and state.step != t["steps"]:
+            return
+        val = evaluate_bpd(state.ema.module, x_val.to(job.device), y_val.to(job.device) if conditional else None)
+        state.history.setdefault("val_bpd_step", []).append(state.step)
+        state.history.setdefault("val_bpd", []).append(val)
+        if val < best["val"]:
+            best["val"], best["weights"] = val, {k: v.detach().clone() for k, v in state.ema.module.state_dict().items()}
+            if best_path is not None:
+                save_checkpoint(best_path, model_state=best["weights"], config=config, metrics={"val_bpd": val},
+                                seed=job.seed, command=job.command, data=job.data, train_seconds=state.seconds)
+
+    if best_path is not None and job.resume and best_path.exists() and job.checkpoint.exists():
+        ck = load_checkpoint(best_path)
+        best["val"], best["weights"] = float(ck.meta["metrics"]["val_bpd"]), ck.model_state
+    data = StepBatches(x_tr, y_tr, batch_size=t["batch_size"], seed=job.seed)
+    fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
+        checkpoint_every=t["eval_every"], resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name,
+        callback=callback)
+    if best["weights"] is not None:
+        state.ema.module.load_state_dict(best["weights"])          # the best held-out EMA weights
+    return state
+
+
+def _evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
+    """test_bpd on the whole test split (1000 digits), test_bpd_first100 on its first 100 (a quick drift check for the
+    test suite); for a class-conditional model also the digit classifier's accuracy on 100 cached samples (10 per
+    class, seed 0)."""
+    x, y = mnist5k("test", as_uint8=True)
+    conditional = isinstance(model, GatedPixelCNN) and model.config.n_classes > 0
+    y = y if conditional else None
+    metrics = {"test_bpd": evaluate_bpd(model.to(device), x, y),
+               "test_bpd_first100": evaluate_bpd(model, x[:100], None if y is None else y[:100])}
+    if conditional:
+        labels = torch.arange(N_JUDGED) % model.config.n_classes
+        samples = sample_cached(model, N_JUDGED, 28, y=labels.to(device), generator=torch.Generator().manual_seed(0))
+        metrics["conditional_sample_accuracy"] = judge_digits(samples, labels, device)
+    return metrics
+
+
+@torch.no_grad()
+def class_bits(model: "GatedPixelCNN", x_uint8: torch.Tensor, *, batch_size: int = 16) -> torch.Tensor:
+    """-log2 p(x | y) in bits per image of the images ``x_uint8`` (N, C, H, W) under every class y of a
+    class-conditional model -> (N, n_classes). With a uniform class prior, Bayes' rule makes the model a classifier:
+    argmax_y p(y | x) = argmin_y class_bits[:, y]."""
+    k = getattr(getattr(model, "config", None), "n_classes", 0)
+    if not k:
+        raise ValueError("class_bits needs a class-conditional model (a GatedPixelCNN with n_classes > 0)")
+    n = len(x_uint8)
+    return torch.stack([evaluate_bits_per_subpixel(model, x_uint8, torch.full((n,), c, dtype=torch.long),
+                                                   batch_size=batch_size).flatten(1).sum(1) for c in range(k)], 1)
+
+
+def _build_pixelcnn(cfg: dict) -> PixelCNN:
+    return PixelCNN(PixelCNNConfig(**cfg))
+
+
+def _build_gated(cfg: dict) -> GatedPixelCNN:
+    return GatedPixelCNN(GatedPixelCNNConfig(**cfg))
+
+
+def _recipes():
+    tol = {"test_bpd": 0.002, "test_bpd_first100": 0.002}
+    return (
+        Recipe(name="pixelcnn_mnist", summary="PixelCNN (mask A 7x7, residual mask-B 3x3 layers) on MNIST 5k",
+               build=_build_pixelcnn, config=_pixelcnn_config,
+               train=lambda m, c, j: _train(m, c, j, "pixelcnn_mnist"), evaluate=_evaluate, metrics=tol, data=DATA),
+        Recipe(name="gated_pixelcnn_mnist", summary="Gated PixelCNN (vertical + horizontal stacks) on MNIST 5k",
+               build=_build_gated, config=_gated_config,
+               train=lambda m, c, j: _train(m, c, j, "gated_pixelcnn_mnist"), evaluate=_evaluate, metrics=tol,
+               data=DATA),
+        Recipe(name="gated_pixelcnn_mnist_cond", summary="class-conditional Gated PixelCNN (one-hot h) on MNIST 5k",
+               build=_build_gated, config=lambda profile: _gated_config(profile, n_classes=10),
+               train=lambda m, c, j: _train(m, c, j, "gated_pixelcnn_mnist_cond"), evaluate=_evaluate, metrics=tol,
+               data=DATA),
+        Recipe(name="gated_pixelcnn_mnist_cond_attn",
+               summary="class-conditional Gated PixelCNN + one causal self-attention layer (2 heads) on MNIST 5k",
+               build=_build_gated, config=lambda profile: _gated_config(profile, n_classes=10, attention_heads=2),
+               train=lambda m, c, j: _train(m, c, j, "gated_pixelcnn_mnist_cond_attn"), evaluate=_evaluate,
+               metrics=tol, data=DATA),
+    )
+
+
+PIXELCNN_MNIST, GATED_PIXELCNN_MNIST, GATED_PIXELCNN_MNIST_COND, GATED_PIXELCNN_MNIST_COND_ATTN = _recipes()

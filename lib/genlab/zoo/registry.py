@@ -1,0 +1,108 @@
+"""The registry of the zoo: what a recipe is (:class:`Recipe`), where each one lives (:data:`RECIPES`), lookup by name.
+
+A :class:`Recipe` says how to build a model from its config, which config each profile (ci / cpu / gpu) trains, how to
+train it (with :func:`genlab.train.fit`), how to evaluate it, and which metrics its shipped checkpoint's provenance
+stores (each with the tolerance ``genlab eval`` allows). Recipes live in one module per family under ``genlab.zoo``;
+this module only lists where to find them, so adding a model is one line here.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab.train import TrainState, unwrap
+
+#: name -> "module:attribute" of its Recipe (imported only when asked for, so `genlab --help` stays instant).
+RECIPES: dict[str, str] = {
+    "digit_classifier": "genlab.zoo.digit_classifier:RECIPE",
+    "pixelcnn_mnist": "genlab.zoo.pixelcnn:PIXELCNN_MNIST",
+    "gated_pixelcnn_mnist": "genlab.zoo.pixelcnn:GATED_PIXELCNN_MNIST",
+    "gated_pixelcnn_mnist_cond": "genlab.zoo.pixelcnn:GATED_PIXELCNN_MNIST_COND",
+    "gated_pixelcnn_mnist_cond_attn": "genlab.zoo.pixelcnn:GATED_PIXELCNN_MNIST_COND_ATTN",
+    "row_lstm_mnist": "genlab.zoo.pixelrnn:ROW_LSTM_RECIPE",
+    "diagonal_bilstm_mnist": "genlab.zoo.pixelrnn:DIAGONAL_BILSTM_RECIPE",
+    "face_regressor": "genlab.zoo.face_regressor:RECIPE",
+    "dcgan_mnist": "genlab.zoo.dcgan:DCGAN_MNIST",
+    "dcgan_faces32": "genlab.zoo.dcgan:DCGAN_FACES32",
+    **{f"stylegan_faces32_{row}": f"genlab.zoo.stylegan:STYLEGAN_{row.upper()}" for row in "abcdef"},
+    "stylegan2_faces32": "genlab.zoo.stylegan:STYLEGAN2",
+    "stylegan2_faces32_nopl": "genlab.zoo.stylegan:STYLEGAN2_NOPL",
+    "vqvae2_faces64": "genlab.zoo.vqvae:VQVAE2_FACES",
+    "vqvae2_faces64_noema": "genlab.zoo.vqvae:VQVAE2_FACES_NOEMA",
+    "vqvae_faces64": "genlab.zoo.vqvae:VQVAE_FACES",
+    "vqvae2_faces64_bottleneck": "genlab.zoo.vqvae:VQVAE2_FACES_BOTTLENECK",
+    "vqvae2_photos32": "genlab.zoo.vqvae:VQVAE2_PHOTOS",
+    "vqvae2_faces64_prior_top": "genlab.zoo.vqvae_prior:PRIOR_TOP",
+    "vqvae2_faces64_prior_bottom": "genlab.zoo.vqvae_prior:PRIOR_BOTTOM",
+}
+
+
+class UnknownRecipeError(LookupError):
+    """No recipe of that name; the message lists the known ones."""
+
+
+@dataclass
+class TrainJob:
+    """What ``genlab train`` decided for a recipe's ``train`` function: where, how long, where to checkpoint."""
+
+    profile: str
+    device: torch.device
+    seed: int
+    command: str
+    data: str
+    checkpoint: Path | None = None
+    resume: bool = True
+    progress: bool = True
+
+    def meta(self, config: dict) -> dict[str, Any]:
+        """Provenance for :func:`genlab.train.fit`'s periodic checkpoints."""
+        return {"config": config, "seed": self.seed, "command": self.command, "data": self.data}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named trainable model.
+
+    build(model_config) -> nn.Module;  config(profile) -> {"model": {...}, "train": {...}} (plain values only)
+    train(model, config, job) -> TrainState (the model already on ``job.device``)
+    evaluate(model, device) -> {metric: float}, deterministic for a given machine
+    metrics: metric name -> tolerance that ``genlab eval`` allows between the provenance and a re-evaluation
+    data: what it trains and evaluates on (recorded in the provenance)
+    ship_dtype: dtype for the shipped file (float16 halves it) -- used only if the metrics stay within tolerance
+    """
+
+    name: str
+    summary: str
+    build: Callable[[dict], nn.Module]
+    config: Callable[[str], dict]
+    train: Callable[[nn.Module, dict, TrainJob], TrainState]
+    evaluate: Callable[[nn.Module, torch.device], dict[str, float]]
+    metrics: dict[str, float]
+    data: str
+    seed: int = 0
+    ship_dtype: torch.dtype | None = torch.float16
+    export: Callable[[TrainState], nn.Module] = field(default=lambda s: s.ema.module if s.ema is not None
+                                                      else unwrap(s.model))
+
+
+def known_names() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe registered as ``name``; :class:`UnknownRecipeError` lists the known names."""
+    if name not in RECIPES:
+        raise UnknownRecipeError(f"no model named {name!r} in the zoo; known models: {', '.join(known_names())} "
+                                 "(recipes are listed in genlab.zoo.registry.RECIPES)")
+    module, attr = RECIPES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
