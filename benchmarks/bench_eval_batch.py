@@ -15,11 +15,11 @@ import torch
 
 from genlab.checkpoints import load_pretrained
 from genlab.data import mnist5k
-from genlab.data.faces import faces
 from genlab.metrics.fid import features
 from genlab.metrics.likelihood import evaluate_bpd
 from genlab.models.vqvae_prior import prior_bits
 from genlab.models.vqvae_zoo import encode_codes
+from genlab.worlds.faces import faces
 
 
 def seconds(fn, repeat: int = 2) -> float:

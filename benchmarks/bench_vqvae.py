@@ -15,8 +15,8 @@ import torch
 
 from genlab.checkpoints import load_pretrained
 from genlab.config import setup
-from genlab.data.faces import faces
 from genlab.models.vqvae_zoo import to_model
+from genlab.worlds.faces import faces
 
 
 def _timed(fn, repeats: int) -> float:

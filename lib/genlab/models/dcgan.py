@@ -156,7 +156,7 @@ class _Domain:
         if self.space == "digits":
             from genlab.data.mnist import mnist5k
             return mnist5k(split)[0]
-        from genlab.data.faces import faces
+        from genlab.worlds.faces import faces
         return faces(split, n=self.n_fid if split == "test" else None, resolution=self.image_size)[0]
 
 

@@ -3,13 +3,13 @@
 Two uses (DESIGN.md, "Embedded data"):
 
 * its predictions say which factors a generator controls -- e.g. which factors follow the coarse styles in StyleGAN's
-  style mixing, or how much noise inputs move the pose (genlab.data.faces knows the true factors of every real face);
+  style mixing, or how much noise inputs move the pose (genlab.worlds.faces knows the true factors of every real face);
 * its penultimate embedding (:meth:`FaceRegressor.features`) is the feature space of "FID-faces" / "KID-faces"
   (genlab.metrics.fid), never passed off as Inception FID.
 
 Architecture: five 3x3 conv + batch-norm + ReLU layers, three of them with stride 2 (64 -> 32 -> 16 -> 8), a last conv,
 global average pooling to a ``channels[-1]``-dim embedding, one linear layer to the factors in normalized units
-([-1, 1] per factor: genlab.data.faces.normalize_factors). Trained with mean squared error on freshly rendered faces
+([-1, 1] per factor: genlab.worlds.faces.normalize_factors). Trained with mean squared error on freshly rendered faces
 (every step draws new factors and detail seeds, as a function of the step: unlimited data, exact resume), half of them
 rendered at 32x32 and upsampled, so the net reads 32x32 generators as well as 64x64 ones. Evaluated on the fixed test
 split: per-factor R^2 = 1 - SSE / SST, stored in the shipped checkpoint's provenance.
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.data.faces import (FACTOR_NAMES, N_FACTORS, denormalize_factors, faces, normalize_factors, render_faces,
-                               sample_factors)
+from genlab.worlds.faces import (FACTOR_NAMES, N_FACTORS, denormalize_factors, faces, normalize_factors,
+                                 render_faces, sample_factors)
 from genlab.nn.eval_mode import evaluating
 from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.zoo import Recipe, TrainJob

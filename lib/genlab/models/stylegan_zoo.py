@@ -68,7 +68,7 @@ def growth_schedule(config: dict) -> stylegan.GrowthSchedule:
 
 def real_faces(split: str, n: int | None = None) -> torch.Tensor:
     """Faces world images in [0, 1] at 32x32 (the train split: 20,000; test: the first n)."""
-    from genlab.data.faces import faces
+    from genlab.worlds.faces import faces
     return faces(split, n=n, resolution=RESOLUTION)[0]
 
 

@@ -81,7 +81,7 @@ def training_images(dataset: str, split: str) -> torch.Tensor:
     """uint8 images (N, 3, R, R): faces64 -> the faces world at 64x64 (train: 20,000; test: the first N_EVAL);
     photos32 -> 32x32 photo patches (train 2,786; test 459)."""
     if dataset == "faces64":
-        from genlab.data.faces import faces
+        from genlab.worlds.faces import faces
         return faces(split, n=None if split == "train" else N_EVAL, resolution=RESOLUTION, as_uint8=True)[0]
     if dataset == "photos32":
         from genlab.data.photos import photo_patches

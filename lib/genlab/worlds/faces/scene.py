@@ -71,7 +71,7 @@ Dataset: :func:`faces` is a fixed split, N_TRAIN = 20,000 train and N_TEST = 5,0
 an integer hash of (split stream, index) and detail seed = index (train) or 1,000,000 + index (test): the factors
 are bit-identical on every machine, and so are the images, up to the last bit of the platform's float maths (then
 rounded to uint8). Note: ``genlab.data`` exports the function :func:`faces`, which hides this module as the
-attribute ``genlab.data.faces``; import from it (``from genlab.data.faces import Scene``) or use
+attribute ``genlab.data.faces``; import from it (``from genlab.worlds.faces import Scene``) or use
 ``importlib.import_module("genlab.data.faces")``.
 """
 from __future__ import annotations
