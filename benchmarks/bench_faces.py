@@ -15,7 +15,7 @@ import torch
 
 from genlab.config import setup
 from genlab.worlds.faces import faces, render_faces, sample_factors
-from genlab.worlds.faces.scene import _split_uint8
+from genlab.worlds.faces.dataset import _split_uint8
 
 
 def faces_per_s(n: int, resolution: int, repeats: int) -> float:

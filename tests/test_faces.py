@@ -17,7 +17,7 @@ import genlab.worlds.faces as F
 from genlab.worlds.faces import (FACTOR_NAMES, FACTORS, N_FACTORS, check_factors, denormalize_factors, eye_boxes,
                                  faces, neutral_factors, normalize_factors, render_faces, render_passes,
                                  render_sequence, sample_factors)
-from genlab.worlds.faces.scene import _split_uint8
+from genlab.worlds.faces.dataset import _split_uint8
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REQUIRED = ("yaw", "pitch", "roll", "face_width", "face_height", "jaw", "skin_tone", "hair_hue", "hair_length",
