@@ -15,11 +15,11 @@ import torch
 
 from genlab.zoo import load_pretrained
 from genlab.data import mnist5k
-from genlab.data.faces import faces
 from genlab.metrics.fid import features
 from genlab.metrics.likelihood import evaluate_bpd
-from genlab.zoo.vqvae_prior import prior_bits
+from genlab.worlds.faces import faces
 from genlab.zoo.vqvae import encode_codes
+from genlab.zoo.vqvae_prior import prior_bits
 
 
 def seconds(fn, repeat: int = 2) -> float:

@@ -7,7 +7,6 @@ thread by default. Prints a table and ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
 import time
@@ -15,9 +14,8 @@ import time
 import torch
 
 from genlab.config import setup
-from genlab.data import faces, render_faces, sample_factors
-
-faces_module = importlib.import_module("genlab.data.faces")  # genlab.data.faces (the attribute) is the function
+from genlab.worlds.faces import faces, render_faces, sample_factors
+from genlab.worlds.faces.dataset import _split_uint8
 
 
 def faces_per_s(n: int, resolution: int, repeats: int) -> float:
@@ -44,7 +42,7 @@ def main() -> None:
     for res in (32, 64, 128):
         rates[res] = round(faces_per_s(a.n if res < 128 else a.n // 4, res, a.repeats), 1)
         print(f"render {res:3d} x {res:<3d} {rates[res]:8.0f} faces/s   (10,000 faces: {1e4 / rates[res]:5.1f} s)")
-    faces_module._split_uint8.cache_clear()
+    _split_uint8.cache_clear()
     t0 = time.perf_counter()
     x, _ = faces("train", resolution=64, as_uint8=True)
     split_s = time.perf_counter() - t0

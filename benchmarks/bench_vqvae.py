@@ -15,7 +15,7 @@ import torch
 
 from genlab.zoo import load_pretrained
 from genlab.config import setup
-from genlab.data.faces import faces
+from genlab.worlds.faces import faces
 from genlab.zoo.vqvae import to_model
 
 

@@ -1,19 +1,24 @@
 """Procedural faces: factor table and ranges, exact locality of gaze / blink / skin / background, determinism, the
 fixed dataset split, videos, the render-pass registry and the face editor widget."""
 import hashlib
-import importlib
 import io
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from genlab.data import (FACTOR_NAMES, FACTORS, N_FACTORS, check_factors, denormalize_factors, eye_boxes, faces,
-                         neutral_factors, normalize_factors, render_faces, render_passes, render_sequence,
-                         sample_factors)
+import genlab.worlds.faces as F
+from genlab.worlds.faces import (FACTOR_NAMES, FACTORS, N_FACTORS, check_factors, denormalize_factors, eye_boxes,
+                                 faces, neutral_factors, normalize_factors, render_faces, render_passes,
+                                 render_sequence, sample_factors)
+from genlab.worlds.faces.dataset import _split_uint8
 
-F = importlib.import_module("genlab.data.faces")  # the module (genlab.data.faces the attribute is the function)
 pytestmark = pytest.mark.usefixtures("one_thread")
 REQUIRED = ("yaw", "pitch", "roll", "face_width", "face_height", "jaw", "skin_tone", "hair_hue", "hair_length",
             "fringe", "eye_hue", "mouth_open", "smile", "gaze_x", "gaze_y", "blink", "light_x", "bg_hue",
@@ -44,6 +49,28 @@ def _flipped(f: torch.Tensor, name: str) -> torch.Tensor:
 def _changed(a: torch.Tensor, b: torch.Tensor, tol: float = 0.0) -> torch.Tensor:
     """(n, R, R) bool: pixels where any channel differs by more than tol."""
     return ((a - b).abs() > tol).any(1)
+
+
+# ------------------------------------------------------------------------------------------------------ package
+
+def test_faces_is_a_package_whose_faces_is_the_function():
+    import genlab.worlds
+
+    assert isinstance(F, types.ModuleType) and hasattr(F, "__path__")  # a package, never hidden by the function
+    assert genlab.worlds.faces is F and callable(F.faces) and not isinstance(F.faces, types.ModuleType)
+    assert F.faces.__module__.startswith("genlab.worlds.faces.")
+
+
+def test_importing_data_does_not_import_worlds():
+    import genlab
+
+    lib = str(Path(genlab.__file__).resolve().parents[1])  # this checkout's genlab, also in the fresh process
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([lib, os.environ.get("PYTHONPATH", "")])}
+    code = ("import sys, genlab.data; print(genlab.data.__file__); "
+            "print(sorted(m for m in sys.modules if m.startswith('genlab.worlds')))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    where, worlds = out.stdout.splitlines()
+    assert where.startswith(lib) and worlds == "[]", out.stdout
 
 
 # ------------------------------------------------------------------------------------------------------ factors
@@ -252,7 +279,7 @@ def test_faces_split_shapes_prefix_and_copies():
 
 def test_faces_split_is_fixed():
     first, _ = faces("test", 8, resolution=16, as_uint8=True)
-    F._split_uint8.cache_clear()  # a rebuild from scratch gives the same bytes
+    _split_uint8.cache_clear()  # a rebuild from scratch gives the same bytes
     rebuilt, f = faces("test", 8, resolution=16, as_uint8=True)
     assert _sha(first) == _sha(rebuilt)
     # the factors come from an integer hash, identical on every machine (this row is not a torch RNG output)

@@ -61,7 +61,7 @@ def _two_real_sets(space: str) -> tuple[torch.Tensor, torch.Tensor]:
     """600 + 600 disjoint real images of the space's domain, in [0, 1]."""
     if space == "digits":
         return mnist5k("train")[0][:600], mnist5k("test")[0][:600]
-    from genlab.data.faces import faces
+    from genlab.worlds.faces import faces
     return faces("train", n=600, resolution=32)[0], faces("test", n=600, resolution=32)[0]
 
 

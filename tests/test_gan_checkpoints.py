@@ -54,7 +54,7 @@ def test_face_regressor_reads_the_factors():
 
 def test_face_regressor_recipe_trains_and_resumes(tmp_path):
     from genlab.config import setup
-    from genlab.data.faces import N_FACTORS
+    from genlab.worlds.faces import N_FACTORS
 
     model = train_recipe("face_regressor", setup("ci", 0), out=tmp_path, progress=False)
     assert (tmp_path / "face_regressor" / "ci" / "last.pt").exists()

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from genlab.data.ring import ring_centres, ring_of_gaussians
 from genlab.metrics.modes import mode_coverage
+from genlab.worlds.ring import ring_centres, ring_of_gaussians
 
 
 def test_ring_centres_lie_on_the_circle_at_equal_angles():

@@ -1,7 +1,7 @@
 """What the face regressor says about a generator of the faces world: which factors follow which styles (style mixing,
 Karras et al. 2019, Sec. 3.1, Fig. 3), what the noise inputs change (Sec. 3.2), and how diverse the faces are.
 
-The regressor reads the 20 factors of genlab.data.faces back from an image (normalized units, about [-1, 1]); its
+The regressor reads the 20 factors of genlab.worlds.faces back from an image (normalized units, about [-1, 1]); its
 provenance says how well (test R^2 ~ 0.85 at 32x32). For mixing, image A uses w_a everywhere except the layers that
 take w_b; the share of a factor that follows B is the least-squares slope of the mixed image's change against the
 A -> B change, over all pairs:
@@ -17,7 +17,7 @@ from torch import nn
 
 from genlab.nn.eval_mode import evaluating
 
-#: factor groups, by name in genlab.data.faces.FACTOR_NAMES
+#: factor groups, by name in genlab.worlds.faces.FACTOR_NAMES
 POSE = ("yaw", "pitch", "roll")
 COLOUR = ("skin_tone", "hair_hue", "hair_lightness", "eye_hue", "bg_hue")
 
@@ -45,7 +45,7 @@ def follow_share(f_mix: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tensor) -> t
 
 def group_share(share: torch.Tensor, names: tuple[str, ...]) -> float:
     """Mean share over the named factors."""
-    from genlab.data.faces import FACTOR_NAMES
+    from genlab.worlds.faces import FACTOR_NAMES
     return float(torch.stack([share[FACTOR_NAMES.index(n)] for n in names]).mean())
 
 

@@ -3,13 +3,13 @@
 Two uses (DESIGN.md, "Embedded data"):
 
 * its predictions say which factors a generator controls -- e.g. which factors follow the coarse styles in StyleGAN's
-  style mixing, or how much noise inputs move the pose (genlab.data.faces knows the true factors of every real face);
+  style mixing, or how much noise inputs move the pose (genlab.worlds.faces knows the true factors of every real face);
 * its penultimate embedding (:meth:`FaceRegressor.features`) is the feature space of "FID-faces" / "KID-faces"
   (genlab.metrics.fid), never passed off as Inception FID.
 
 Architecture: five 3x3 conv + batch-norm + ReLU layers, three of them with stride 2 (64 -> 32 -> 16 -> 8), a last conv,
 global average pooling to a ``channels[-1]``-dim embedding, one linear layer to the factors in normalized units
-([-1, 1] per factor: genlab.data.faces.normalize_factors). Trained with mean squared error on freshly rendered faces
+([-1, 1] per factor: genlab.worlds.faces.normalize_factors). Trained with mean squared error on freshly rendered faces
 (every step draws new factors and detail seeds, as a function of the step: unlimited data, exact resume), half of them
 rendered at 32x32 and upsampled, so the net reads 32x32 generators as well as 64x64 ones. Evaluated on the fixed test
 split: per-factor R^2 = 1 - SSE / SST, stored in the shipped checkpoint's provenance.

@@ -55,7 +55,7 @@ def image_browser(images: torch.Tensor, labels=None, *, value_range: tuple[float
 
 
 def face_editor(resolution: int = 128, **initial):
-    """Edit a procedural face by hand: one slider per factor of :mod:`genlab.data.faces` (ranges from ``FACTORS``),
+    """Edit a procedural face by hand: one slider per factor of :mod:`genlab.worlds.faces` (ranges from ``FACTORS``),
     a detail-seed slider, and the face, re-rendered whenever a slider moves: an ipywidgets
     ``HBox(VBox(sliders...), Image)``.
 
@@ -68,7 +68,7 @@ def face_editor(resolution: int = 128, **initial):
     import ipywidgets as widgets
     from PIL import Image
 
-    from genlab.data.faces import FACTORS, neutral_factors, render_faces
+    from genlab.worlds.faces import FACTORS, neutral_factors, render_faces
 
     seed = initial.pop("detail_seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
