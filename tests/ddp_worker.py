@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import genlab.train as T
+import genlab.train.loop as loop  # fit saves through this module's save_checkpoint
 
 STEPS, GLOBAL_BATCH = 5, 8
 
@@ -23,13 +24,13 @@ STEPS, GLOBAL_BATCH = 5, 8
 def run(out: Path) -> dict:
     info = T.init_distributed("cpu")
     saves = []
-    real_save = T.save_checkpoint
+    real_save = loop.save_checkpoint
 
     def counting_save(*args, **kwargs):
         saves.append(kwargs.get("train_seconds"))
         return real_save(*args, **kwargs)
 
-    T.save_checkpoint = counting_save
+    loop.save_checkpoint = counting_save
     try:
         g = torch.Generator().manual_seed(0)
         x, y = torch.randn(32, 5, generator=g), torch.randn(32, 2, generator=g)
@@ -54,7 +55,7 @@ def run(out: Path) -> dict:
         torch.save(result, out / f"rank{info.rank}.pt")
         return result
     finally:
-        T.save_checkpoint = real_save
+        loop.save_checkpoint = real_save
         T.cleanup()
 
 

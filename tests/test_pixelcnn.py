@@ -224,7 +224,7 @@ def test_shipped_checkpoint_reproduces_its_provenance(name):
     """Re-evaluate the shipped weights on the first 100 test digits (the full-split test_bpd is re-measured by
     `genlab eval NAME` and by notebook 05) and compare with the provenance."""
     from genlab.checkpoints import read_provenance, shipped_path
-from genlab.zoo import load_pretrained
+    from genlab.zoo import load_pretrained
     from genlab.data.mnist import mnist5k
     from genlab.paths import sha256
     from genlab.metrics.likelihood import evaluate_bpd
