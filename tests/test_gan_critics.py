@@ -111,3 +111,22 @@ def test_bad_critic_lists_fail_clearly():
         gan_state(G, {"D_S": D}, torch.optim.SGD(G.parameters(), 0.1), {"D_T": torch.optim.SGD(D.parameters(), 0.1)})
     with pytest.raises(ValueError, match="weight > 0"):
         Critic("D", weight=0.0)
+
+
+def test_monitor_shows_clips_one_per_row():
+    from genlab.train import GANMonitor
+
+    class ClipG(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(Z, 3 * 1 * 4 * 4)
+
+        def forward(self, z):
+            return torch.tanh(self.lin(z)).view(-1, 3, 1, 4, 4)                  # (B, T=3, C=1, 4, 4)
+
+    G, D = ClipG(), nn.Linear(1, 1)
+    state = gan_state(G, D, torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1))
+    monitor = GANMonitor(every=1, z_dim=Z, n=2)
+    monitor.update(state)
+    assert monitor.samples.shape == (2, 3, 1, 4, 4)
+    assert monitor.grid.shape == (3, 2 * 6 + 2, 3 * 6 + 2)                         # 2 rows (clips) x 3 columns (frames)

@@ -130,3 +130,20 @@ def test_ema_quantizer_equals_vector_quantize_pytorch():
         torch.testing.assert_close(out.quantized, q_ref, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(out.loss, loss_ref.reshape(()), rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(ours.codebook, ref._codebook.embed[0], rtol=1e-5, atol=1e-6)
+
+
+def test_video_volumes_quantize_like_their_frames():
+    """(B, D, T, H, W) feature volumes: the codes and z_q of each frame equal those of the frame as an image map."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4).eval()
+    z = torch.randn(2, 4, 3, 5, 6, generator=torch.Generator().manual_seed(1))
+    out = vq(z)
+    assert out.codes.shape == (2, 3, 5, 6) and out.quantized.shape == z.shape
+    for t in range(3):
+        frame = vq(z[:, :, t])
+        assert torch.equal(out.codes[:, t], frame.codes)
+        assert torch.equal(out.quantized[:, :, t], frame.quantized)
+    seq = vq(z.flatten(2))                                                   # (B, D, N): a sequence of vectors
+    assert torch.equal(seq.codes, out.codes.flatten(1))
+    with pytest.raises(ValueError, match=r"\(B, 4, T, H, W\)"):
+        vq(torch.randn(2, 4))

@@ -26,16 +26,15 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 
 @dataclass
 class Quantized:
-    """What :class:`VectorQuantizer` returns. quantized (B, D, H, W): z_q with the straight-through gradient; codes
-    (B, H, W) int64; loss: the scalar to add to the reconstruction loss (commitment, + codebook term without EMA);
+    """What :class:`VectorQuantizer` returns. quantized (B, D, *positions): z_q with the straight-through gradient;
+    codes (B, *positions) int64; loss: the scalar to add to the reconstruction loss (commitment, + codebook term without EMA);
     commitment: the unweighted ||z_e - sg[e]||^2; perplexity: exp(entropy) of this batch's code histogram;
-    inputs: z_e itself (B, D, H, W), detached (what dead-code restarts draw from)."""
+    inputs: z_e itself (B, D, *positions), detached (what dead-code restarts draw from)."""
 
     quantized: torch.Tensor
     codes: torch.Tensor
@@ -52,8 +51,16 @@ def nearest_code(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return d.argmin(1)
 
 
+def _flatten(z: torch.Tensor, dim: int) -> torch.Tensor:
+    """Channel-first encoder outputs (B, D, *positions) -> (N, D) vectors, N = B * prod(positions); (N, D) passes."""
+    return z if z.dim() == 2 else z.movedim(1, -1).reshape(-1, dim)      # e.g. "b d h w -> (b h w) d"
+
+
 class VectorQuantizer(nn.Module):
-    """Codebook of ``num_codes`` vectors of size ``dim``; forward(z_e (B, dim, H, W)) -> :class:`Quantized`.
+    """Codebook of ``num_codes`` vectors of size ``dim``; forward(z_e (B, dim, *positions)) -> :class:`Quantized`.
+
+    positions: any number of trailing axes -- (H, W) for image feature maps, (T, H, W) for video feature volumes,
+    (N,) for sequences; codes come back as (B, *positions).
 
     ema=True: the codebook is a buffer updated by EMAs (in training mode); ema=False: a parameter learnt by the
     codebook loss. Usage since the last reset is counted in the buffer ``usage`` (K,) in training mode.
@@ -77,10 +84,11 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("usage", torch.zeros(num_codes))
 
     def forward(self, z: torch.Tensor) -> Quantized:
-        if z.dim() != 4 or z.shape[1] != self.dim:
-            raise ValueError(f"VectorQuantizer expects encoder outputs (B, {self.dim}, H, W), got {tuple(z.shape)}")
-        b, _, h, w = z.shape
-        flat = rearrange(z, "b d h w -> (b h w) d")
+        if z.dim() < 3 or z.shape[1] != self.dim:
+            raise ValueError(f"VectorQuantizer expects channel-first encoder outputs (B, {self.dim}, *positions), e.g. "
+                             f"(B, {self.dim}, H, W) or (B, {self.dim}, T, H, W), got {tuple(z.shape)}")
+        b, positions = z.shape[0], z.shape[2:]
+        flat = _flatten(z, self.dim)
         codes = nearest_code(flat.detach().float(), self.codebook.detach().float())
         e = self.codebook[codes]                                               # (N, D): e_k per position
         commitment = F.mse_loss(flat, e.detach())                              # ||z_e - sg[e]||^2
@@ -95,7 +103,7 @@ class VectorQuantizer(nn.Module):
         p = counts / counts.sum()
         perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
         st = flat + (e - flat).detach()                                        # straight-through: z_e + sg[e - z_e]
-        return Quantized(rearrange(st, "(b h w) d -> b d h w", b=b, h=h, w=w), codes.view(b, h, w), loss,
+        return Quantized(st.view(b, *positions, self.dim).movedim(-1, 1), codes.view(b, *positions), loss,
                          commitment.detach(), perplexity.detach(), z.detach())
 
     @torch.no_grad()
@@ -117,12 +125,12 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def restart_dead_codes(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Move every dead code onto a random encoder output of ``z`` (B, D, H, W) (or flat (N, D)); the EMA state of
+        """Move every dead code onto a random encoder output of ``z`` (B, D, *positions) (or flat (N, D)); the EMA state of
         a restarted code becomes (N = 1, m = e). Returns the restarted indices; other codes are untouched."""
         dead = self.dead_codes()
         if len(dead) == 0:
             return dead
-        flat = z.reshape(-1, self.dim) if z.dim() == 2 else rearrange(z, "b d h w -> (b h w) d")
+        flat = _flatten(z, self.dim)
         pick = torch.randint(len(flat), (len(dead),), generator=generator).to(flat.device)
         new = flat[pick].to(self.codebook.dtype)
         self.codebook.data[dead] = new
@@ -134,9 +142,9 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def kmeans_init(self, z: torch.Tensor, iters: int = 10, generator: torch.Generator | None = None) -> None:
-        """Lloyd's k-means on the encoder outputs z (B, D, H, W) (or (N, D)), started from random outputs; empty
+        """Lloyd's k-means on the encoder outputs z (B, D, *positions) (or (N, D)), started from random outputs; empty
         clusters keep their previous centre. Sets the codebook and restarts the EMA state (N = 1, m = e)."""
-        flat = (z.reshape(-1, self.dim) if z.dim() == 2 else rearrange(z, "b d h w -> (b h w) d")).float()
+        flat = _flatten(z, self.dim).float()
         centres = flat[torch.randint(len(flat), (self.num_codes,), generator=generator).to(flat.device)].clone()
         for _ in range(iters):
             codes = nearest_code(flat, centres)

@@ -325,8 +325,9 @@ class GANMonitor:
     z: the fixed latents (n, z_dim); default ``n`` of them drawn once from ``torch.Generator().manual_seed(seed)``.
     metric_fn(generator) -> float: e.g. an FID-style score or the fraction of covered modes; called with the EMA
         generator in eval mode (the training G when the state has no EMA).
-    After a call: ``samples`` (n, ...) on the CPU (images in [-1, 1]), ``grid`` an image_grid of them for 4-D samples
-    (else None), ``step`` the step they come from, ``metrics`` a list of (step, value).
+    After a call: ``samples`` (n, ...) on the CPU (images or clips in [-1, 1]), ``grid`` an image_grid of them (images:
+    ``nrow`` per row; clips (n, T, C, H, W): one clip per row, its frames across; else None), ``step`` the step they
+    come from, ``metrics`` a list of (step, value).
     Sampling and the metric run under ``torch.random.fork_rng``: the global RNG is restored afterwards, so a monitored
     run trains exactly like an unmonitored one.
     """
@@ -358,6 +359,11 @@ class GANMonitor:
             self.samples = G(self.z.to(device)).float().cpu()
             value = None if self.metric_fn is None else float(self.metric_fn(G))
         self.step = state.step
-        self.grid = image_grid(self.samples, nrow=self.nrow, value_range=(-1, 1)) if self.samples.dim() == 4 else None
+        if self.samples.dim() == 4:                                # images: nrow per row
+            self.grid = image_grid(self.samples, nrow=self.nrow, value_range=(-1, 1))
+        elif self.samples.dim() == 5:                              # clips (n, T, C, H, W): one row per clip, frames across
+            self.grid = image_grid(self.samples.flatten(0, 1), nrow=self.samples.shape[1], value_range=(-1, 1))
+        else:
+            self.grid = None
         if value is not None:
             self.metrics.append((state.step, value))
