@@ -97,6 +97,46 @@ def animate_video(video: torch.Tensor, fps: int = 8, *, nrow: int | None = None,
     return HTML(html)
 
 
+def frame_strip(videos: torch.Tensor, *, row_labels: Sequence[str] | None = None, every: int = 1,
+                max_frames: int = 16, title: str | None = None, value_range: tuple[float, float] | None = (0.0, 1.0),
+                scale: float = 0.6, ax=None):
+    """The static picture of a batch of clips: one clip per row, its frames left to right (frame index on top), so a
+    notebook's report and GitHub show what an animation shows. Returns the Axes (end the cell with ``plt.show()``).
+
+    videos: (B, T, C, H, W) (or one clip (T, C, H, W)), C in {1, 3}; every: show frames 0, every, 2 every, ...
+    (at most ``max_frames``); row_labels: one label per clip; scale: inches per frame.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(videos, torch.Tensor):
+        videos = torch.as_tensor(np.asarray(videos))
+    if videos.ndim == 4:
+        videos = videos[None]
+    if videos.ndim != 5 or videos.shape[2] not in (1, 3) or 0 in videos.shape[:2]:
+        raise ValueError(f"frame_strip expects clips (B, T, C, H, W) with C = 1 or 3, got {tuple(videos.shape)}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive int (frames), got {every!r}")
+    idx = list(range(0, videos.shape[1], every))[:max_frames]
+    b, n, (h, w) = videos.shape[0], len(idx), videos.shape[-2:]
+    pad = 2
+    grid = image_grid(videos[:, idx].flatten(0, 1), nrow=n, padding=pad, value_range=value_range)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(scale * n + (1.0 if row_labels else 0.2), scale * b * h / w + 0.5))
+    ax.imshow(to_uint8_hwc(grid), interpolation="nearest")
+    ax.set_xticks([pad + i * (w + pad) + w / 2 for i in range(n)], [str(t) for t in idx], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(b)], list(row_labels) if row_labels else [""] * b,
+                  fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel("frame", fontsize=8)
+    ax.xaxis.set_label_position("top")
+    if title:
+        ax.set_title(title, fontsize=10, pad=18)
+    return ax
+
+
 def smooth(values: Sequence[float] | np.ndarray | torch.Tensor, weight: float) -> np.ndarray:
     """Exponential moving average with bias correction (as TensorBoard smooths curves), float64 (N,) -> (N,).
 
