@@ -28,6 +28,7 @@ RECIPES: dict[str, str] = {
     "row_lstm_mnist": "genlab.zoo.pixelrnn:ROW_LSTM_RECIPE",
     "diagonal_bilstm_mnist": "genlab.zoo.pixelrnn:DIAGONAL_BILSTM_RECIPE",
     "face_regressor": "genlab.zoo.face_regressor:RECIPE",
+    "video_features": "genlab.zoo.video_features:RECIPE",
     "dcgan_mnist": "genlab.zoo.dcgan:DCGAN_MNIST",
     "dcgan_faces32": "genlab.zoo.dcgan:DCGAN_FACES32",
     **{f"stylegan_faces32_{row}": f"genlab.zoo.stylegan:STYLEGAN_{row.upper()}" for row in "abcdef"},
