@@ -18,6 +18,11 @@ here, so the features come from small networks trained on the course's data and 
 The spaces are rows of the table :data:`SPACES` (checkpoint name, network builder, width, channels): the network is
 rebuilt from its shipped checkpoint's stored config, without going through the zoo.
 
+* ``"video_digits"``: the embedding (128-d) of the shipped (2+1)D video feature net (genlab.models.video_features),
+  trained on moving digits; clips (B, T, 1, 32|64, 32|64) in [0, 1]. The numbers are "FVD-digits" / "KVD-digits":
+  the Frechet distance of FVD (Unterthiner et al. 2018) in another network's features, never FVD itself (whose I3D
+  network is trained on Kinetics and cannot be downloaded here).
+
 :func:`features` embeds an image set once; :func:`fid` and :func:`kid` take images or such :class:`Features`, so a
 reference set scored against several generators (or with both metrics) is embedded only once.
 
@@ -37,30 +42,32 @@ import torch
 from torch import nn
 
 from genlab.checkpoints import load_checkpoint, retrain_command, shipped_path
-from genlab.models import digit_classifier, face_regressor
+from genlab.models import digit_classifier, face_regressor, video_features
 
 
 class FeatureSpace(nn.Module):
-    """A frozen feature network with the input checks of its domain: images (B, C, H, W) -> features (B, d) float64.
+    """A frozen feature network with the input checks of its domain: images (B, C, H, W) or clips (B, T, C, H, W)
+    -> features (B, d) float64.
 
-    name: "digits" / "faces"; net: a module with ``features(x)`` (which checks and, for faces, resizes its input);
-    channels: the image channels the net reads.
+    name: "digits" / "faces" / "video_digits"; net: a module with ``features(x)`` (which checks and, for faces,
+    resizes its input); channels: the channels the net reads; ndim: 4 for images, 5 for clips.
     """
 
-    def __init__(self, name: str, net: nn.Module, num_features: int, channels: int):
+    def __init__(self, name: str, net: nn.Module, num_features: int, channels: int, ndim: int = 4):
         super().__init__()
-        self.name, self.net, self.channels = name, net.eval(), channels
+        self.name, self.net, self.channels, self.ndim = name, net.eval(), channels, ndim
         self.num_features = num_features              # torchmetrics reads this instead of probing with a 299x299 image
         for p in self.net.parameters():
             p.requires_grad_(False)
 
     def check(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.channels:
+        what, layout = ("images", f"(B, {self.channels}, H, W)") if self.ndim == 4 else \
+            ("clips", f"(B, T, {self.channels}, H, W)")
+        if not isinstance(x, torch.Tensor) or x.dim() != self.ndim or x.shape[self.ndim - 3] != self.channels:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{self.name} features need images of shape (B, {self.channels}, H, W) in [0, 1], "
-                             f"got {shape}")
+            raise ValueError(f"{self.name} features need {what} of shape {layout} in [0, 1], got {shape}")
         if not x.is_floating_point():
-            raise TypeError(f"{self.name} features need float images in [0, 1], got {x.dtype} (divide uint8 by 255)")
+            raise TypeError(f"{self.name} features need float {what} in [0, 1], got {x.dtype} (divide uint8 by 255)")
         lo, hi = float(x.min()), float(x.max())
         if lo < -0.01 or hi > 1.01:
             raise ValueError(f"{self.name} features need images in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; map "
@@ -75,18 +82,20 @@ class FeatureSpace(nn.Module):
 @dataclass(frozen=True)
 class SpaceSpec:
     """A named feature space: the shipped checkpoint of its network, how to build that network from the checkpoint's
-    stored config, how wide its features are, and how many image channels it reads."""
+    stored config, how wide its features are, how many channels it reads, and 4 (images) or 5 (clips) dims."""
 
     checkpoint: str
     build: Callable[[dict], nn.Module]
     width: Callable[[nn.Module], int]
     channels: int
+    ndim: int = 4
 
 
 #: the course's feature spaces, by name (a table: a new world adds a row, e.g. a video feature net)
 SPACES: dict[str, SpaceSpec] = {
     "digits": SpaceSpec("digit_classifier", digit_classifier.build, lambda net: net.config.channels[-1], channels=1),
     "faces": SpaceSpec("face_regressor", face_regressor.build, lambda net: net.num_features, channels=3),
+    "video_digits": SpaceSpec("video_features", video_features.build, lambda net: net.num_features, channels=1, ndim=5),
 }
 
 
@@ -102,7 +111,7 @@ def _shipped_space(name: str, device: str) -> FeatureSpace:
     net = spec.build(ckpt.config["model"])
     net.load_state_dict(ckpt.model_state)
     net = net.to(device).eval()
-    return FeatureSpace(name, net, spec.width(net), channels=spec.channels)
+    return FeatureSpace(name, net, spec.width(net), channels=spec.channels, ndim=spec.ndim)
 
 
 def feature_space(space: str | nn.Module, device: torch.device | str = "cpu") -> nn.Module:
@@ -133,7 +142,8 @@ def _space_name(space: str | nn.Module) -> str:
 @torch.no_grad()
 def features(images: torch.Tensor, space: str | nn.Module = "faces", *, batch_size: int = 100,
              device: torch.device | str = "cpu") -> Features:
-    """Features of ``images`` (N, C, H, W) float in [0, 1] in ``space``, batch by batch -> :class:`Features`."""
+    """Features of ``images`` (N, C, H, W) -- or clips (N, T, C, H, W) for a video space -- float in [0, 1] in
+    ``space``, batch by batch -> :class:`Features`."""
     net = feature_space(space, device)
     out = [net(images[i:i + batch_size].to(device)).double().cpu() for i in range(0, len(images), batch_size)]
     return Features(_space_name(space), torch.cat(out) if out else torch.empty(0, net.num_features))

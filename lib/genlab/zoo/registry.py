@@ -41,6 +41,11 @@ RECIPES: dict[str, str] = {
     "vqvae2_photos32": "genlab.zoo.vqvae:VQVAE2_PHOTOS",
     "vqvae2_faces64_prior_top": "genlab.zoo.vqvae_prior:PRIOR_TOP",
     "vqvae2_faces64_prior_bottom": "genlab.zoo.vqvae_prior:PRIOR_BOTTOM",
+    "videogan_single_z": "genlab.zoo.videogan:SINGLE_Z",
+    "videogan_per_frame": "genlab.zoo.videogan:PER_FRAME",
+    "dvdgan_digits": "genlab.zoo.videogan:DVDGAN",
+    "dvdgan_digits_ds": "genlab.zoo.videogan:DVDGAN_DS",
+    "dvdgan_digits_dt": "genlab.zoo.videogan:DVDGAN_DT",
 }
 
 

@@ -1,0 +1,121 @@
+"""Zoo recipes of notebook 07: video GANs on moving digits (1 digit, 16 frames, 32x32), one budget for every row.
+
+* ``videogan_single_z``: one z decoded to the whole clip by 3-D transposed convolutions, against a 3-D conv critic.
+* ``videogan_per_frame``: MoCoGAN's content code + GRU motion codes, one frame generator, the same critic.
+* ``dvdgan_digits``: DVD-GAN-lite's ConvGRU generator against D_S (k = 4 random full-resolution frames) + D_T (the
+  whole clip pooled 2x2); ``dvdgan_digits_ds`` / ``dvdgan_digits_dt``: the same generator and budget with only one of
+  the two critics (the ablation of notebook 07).
+
+One budget: the hinge loss (Lim & Ye 2017; DVD-GAN Sec. 3), spectral norm in every critic, Adam with betas (0, 0.999),
+lr 2e-4 for G and 4e-4 for the critics (two time-scale updates, as DVD-GAN), batch 16 of fresh clips every step,
+2000 steps, an EMA of G (decay 0.995; what is shipped). Evaluation: FVD-digits (the Frechet distance in the shipped video feature net's features, not
+FVD) of N_EVAL samples (seed 0) against the first N_EVAL test clips. Small-scale: 32x32 grey clips, minutes of CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from genlab.metrics.fid import features, fid
+from genlab.models.dvdgan import RecurrentGenerator, SpatialDiscriminator, pool_clip, random_frames
+from genlab.models.videogan import MotionContentGenerator, SingleZGenerator, VideoDiscriminator, VideoGANConfig
+from genlab.nn.inference import generate
+from genlab.train import Critic, GANStepConfig, fit, gan_state, make_gan_step
+from genlab.worlds.moving_digits import moving_digits
+from genlab.zoo.registry import Recipe
+
+FRAMES, SIZE, N_EVAL, K_FRAMES = 16, 32, 500, 4
+GENERATORS = {"single_z": SingleZGenerator, "per_frame": MotionContentGenerator, "recurrent": RecurrentGenerator}
+CRITICS = {"video": ("D",), "dual": ("D_S", "D_T"), "spatial": ("D_S",), "temporal": ("D_T",)}
+DATA = (f"genlab.worlds.moving_digits: fresh 1-digit train-split clips every step ({FRAMES} frames, {SIZE}x{SIZE}; "
+        f"clip index = step * batch + i) for training; fvd_digits: {N_EVAL} samples (seed 0) vs the first {N_EVAL} test clips, in the video feature "
+        f"net's space")
+
+
+def real_clips(split: str, n: int) -> torch.Tensor:
+    """(n, 16, 1, 32, 32) 1-digit clips in [0, 1]: the first n of a split."""
+    return moving_digits(split, n, frames=FRAMES, size=SIZE, digits=1).videos
+
+
+def config(generator: str, critics: str, profile: str) -> dict:
+    """cpu: about 15 minutes on one CPU thread per row (generators of width 8, critics of width 16); ci: a smoke run
+    (notebooks load the shipped cpu checkpoints in every profile); gpu: wider networks trained 10x longer."""
+    width, d_width = {"ci": (4, 4), "cpu": (8, 16), "gpu": (32, 64)}[profile]
+    model = VideoGANConfig(frames=FRAMES, size=SIZE, width=width, d_width=d_width)
+    return {"model": {**asdict(model), "generator": generator},
+            "train": {"steps": {"ci": 4, "cpu": 2000, "gpu": 20000}[profile],
+                      "batch_size": 4 if profile == "ci" else 16, "lr_g": 2e-4, "lr_d": 4e-4, "betas": [0.0, 0.999],
+                      "loss": "hinge", "ema_decay": 0.995, "critics": critics, "k_frames": K_FRAMES}}
+
+
+def build(model_config: dict) -> nn.Module:
+    cfg = dict(model_config)
+    return GENERATORS[cfg.pop("generator")](VideoGANConfig(**cfg))
+
+
+def make_critics(names: tuple[str, ...], cfg: VideoGANConfig, k: int) -> tuple[dict[str, nn.Module], list[Critic]]:
+    """The critic networks by name and what each sees: D (whole clip), D_S (k random frames), D_T (pooled clip)."""
+    nets, critics = {}, []
+    for name in names:
+        if name == "D":
+            nets[name] = VideoDiscriminator(cfg.channels, cfg.d_width, SIZE, FRAMES)
+            critics.append(Critic(name, loss="hinge"))
+        elif name == "D_S":
+            nets[name] = SpatialDiscriminator(cfg.channels, cfg.d_width)
+            critics.append(Critic(name, view=lambda x, batch: random_frames(x, k), loss="hinge"))
+        elif name == "D_T":
+            nets[name] = VideoDiscriminator(cfg.channels, cfg.d_width, SIZE // 2, FRAMES)
+            critics.append(Critic(name, view=lambda x, batch: pool_clip(x, 2), loss="hinge"))
+        else:
+            raise ValueError(f"unknown critic {name!r}: D, D_S or D_T")
+    return nets, critics
+
+
+def _train(name: str, G: nn.Module, config: dict, job):
+    t = config["train"]
+    cfg = G.config
+    nets, critics = make_critics(CRITICS[t["critics"]], cfg, t["k_frames"])
+    betas = tuple(t["betas"])
+    nets = {k: v.to(job.device) for k, v in nets.items()}
+    opts = {k: torch.optim.Adam(v.parameters(), t["lr_d"], betas=betas) for k, v in nets.items()}
+    state = gan_state(G, nets, torch.optim.Adam(G.parameters(), t["lr_g"], betas=betas), opts,
+                      ema_decay=t["ema_decay"])
+    step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=cfg.z_dim), critics=critics)
+    def data(i: int) -> torch.Tensor:                # step i's fresh clips, in [-1, 1] (exact resume)
+        b = t["batch_size"]
+        return moving_digits("train", b, start=i * b, frames=FRAMES, size=SIZE, digits=1, seed=job.seed).videos * 2 - 1
+
+    return fit(state, step, data, t["steps"],
+               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
+               resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
+
+
+@lru_cache(maxsize=2)
+def _test_features(device: str):
+    """The held-out clips' FVD-digits features, embedded once per process (five recipes share them)."""
+    return features(real_clips("test", N_EVAL), "video_digits", device=device)
+
+
+def evaluate(G: nn.Module, device: torch.device) -> dict[str, float]:
+    fake = generate(G.to(device), N_EVAL, batch_size=100)
+    return {"fvd_digits": fid(_test_features(str(device)), fake, "video_digits", device=device)}
+
+
+def _recipe(name: str, summary: str, generator: str, critics: str) -> Recipe:
+    return Recipe(name=name, summary=summary, build=build, config=lambda p: config(generator, critics, p),
+                  train=lambda m, c, j: _train(name, m, c, j), evaluate=evaluate, metrics={"fvd_digits": 0.5},
+                  data=DATA)
+
+
+SINGLE_Z = _recipe("videogan_single_z", "one z -> the whole clip (3-D transposed convs) vs a 3-D critic, moving digits",
+                   "single_z", "video")
+PER_FRAME = _recipe("videogan_per_frame", "MoCoGAN-style content code + GRU motion codes vs a 3-D critic, moving digits",
+                    "per_frame", "video")
+DVDGAN = _recipe("dvdgan_digits", "DVD-GAN-lite: ConvGRU generator vs D_S (4 random frames) + D_T (pooled clip)",
+                 "recurrent", "dual")
+DVDGAN_DS = _recipe("dvdgan_digits_ds", "DVD-GAN-lite generator vs D_S only (4 random frames)", "recurrent", "spatial")
+DVDGAN_DT = _recipe("dvdgan_digits_dt", "DVD-GAN-lite generator vs D_T only (the clip pooled 2x2)", "recurrent",
+                    "temporal")
