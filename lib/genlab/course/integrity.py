@@ -1,0 +1,68 @@
+"""Does a student's function do the work itself? Hidden tests of an exercise call :func:`delegates_to` to fail a
+solution that only forwards to the library's reference implementation -- by a direct call, an import under another
+name, or an attribute of the reference's module -- and then check values on inputs the student has not seen.
+
+The check reads the function's code (and every function or lambda defined inside it): each global name it loads,
+and each attribute it reads from such a global, is resolved in the function's globals (and closure cells); if one of
+them *is* a reference object, or a module (or class) that holds one, the function delegates.
+"""
+from __future__ import annotations
+
+import dis
+import inspect
+import types
+from collections.abc import Callable, Iterable
+
+
+def _codes(code: types.CodeType) -> Iterable[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _scope(fn: Callable) -> dict:
+    scope = dict(getattr(fn, "__globals__", {}))
+    closure = getattr(fn, "__closure__", None) or ()
+    for name, cell in zip(fn.__code__.co_freevars, closure):
+        try:
+            scope[name] = cell.cell_contents
+        except ValueError:                                     # an empty cell
+            pass
+    return scope
+
+
+def delegates_to(fn: Callable, *references: object) -> list[str]:
+    """The names through which ``fn`` reaches one of ``references`` (empty: it does not). Methods are checked through
+    their function; classes through every method defined in the class body."""
+    if inspect.isclass(fn):
+        return [f"{fn.__name__}.{n}: {hit}" for n, m in vars(fn).items() if inspect.isfunction(m)
+                for hit in delegates_to(m, *references)]
+    fn = getattr(fn, "__func__", fn)
+    if not hasattr(fn, "__code__"):
+        raise TypeError(f"expected a function, method or class, got {type(fn).__name__}")
+    refs = [getattr(r, "__func__", r) for r in references]
+
+    def holds(obj: object) -> bool:
+        if any(obj is r for r in refs):
+            return True
+        if isinstance(obj, (types.ModuleType, type)):
+            return any(getattr(obj, getattr(r, "__name__", ""), None) is r for r in refs)
+        return False
+
+    scope, hits = _scope(fn), []
+    for code in _codes(fn.__code__):
+        loaded = None
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF") and ins.argval in scope:
+                loaded = scope[ins.argval]
+                if holds(loaded):
+                    hits.append(ins.argval)
+            elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and loaded is not None:
+                attr = getattr(loaded, ins.argval, None)
+                if attr is not None and any(attr is r for r in refs):
+                    hits.append(f"{getattr(loaded, '__name__', '?')}.{ins.argval}")
+                loaded = attr
+            else:
+                loaded = None
+    return sorted(set(hits))

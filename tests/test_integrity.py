@@ -1,0 +1,60 @@
+"""delegates_to: a hidden test can tell a solution that forwards to the library from one that does the work."""
+from __future__ import annotations
+
+import genlab.models.dvdgan as dvdgan_module
+from genlab.course.integrity import delegates_to
+from genlab.models.dvdgan import pool_clip, random_frames
+
+rf_alias = random_frames
+
+
+def own(clips, k):
+    idx = clips.new_zeros(k).long()
+    return clips[:, idx]
+
+
+def direct(clips, k):
+    return random_frames(clips, k)
+
+
+def aliased(clips, k):
+    return rf_alias(clips, k)
+
+
+def via_module(clips, k):
+    return dvdgan_module.random_frames(clips, k)
+
+
+def nested(clips, k):
+    def inner(x):
+        return random_frames(x, k)
+    return inner(clips)
+
+
+def local_import(clips, k):
+    from genlab.models.dvdgan import random_frames as r
+    return r(clips, k)
+
+
+class Wrapper:
+    def pool(self, x):
+        return pool_clip(x)
+
+
+def test_finds_every_way_of_delegating():
+    assert delegates_to(own, random_frames) == []
+    assert delegates_to(direct, random_frames) == ["random_frames"]
+    assert delegates_to(aliased, random_frames) == ["rf_alias"]
+    assert delegates_to(via_module, random_frames) != []
+    assert delegates_to(nested, random_frames) == ["random_frames"]
+    assert delegates_to(Wrapper, pool_clip) != [] and delegates_to(Wrapper, random_frames) == []
+
+
+def test_a_local_import_is_caught_by_poisoning_instead():
+    """An import inside the function is resolved at call time: hidden tests also poison the module attribute."""
+    import pytest
+    import torch
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dvdgan_module, "random_frames", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("poisoned")))
+        with pytest.raises(RuntimeError, match="poisoned"):
+            local_import(torch.zeros(1, 4, 1, 2, 2), 2)
