@@ -50,8 +50,12 @@ def test_finds_every_way_of_delegating():
     assert delegates_to(Wrapper, pool_clip) != [] and delegates_to(Wrapper, random_frames) == []
 
 
-def test_a_local_import_is_caught_by_poisoning_instead():
-    """An import inside the function is resolved at call time: hidden tests also poison the module attribute."""
+def test_a_local_import_is_caught_too():
+    assert delegates_to(local_import, random_frames) == ["genlab.models.dvdgan.random_frames"]
+
+
+def test_poisoning_the_module_attribute_stops_a_call_time_import():
+    """A hidden test can also poison the module attribute while it runs: an import at call time then fails."""
     import pytest
     import torch
     with pytest.MonkeyPatch.context() as mp:

@@ -3,13 +3,15 @@ solution that only forwards to the library's reference implementation -- by a di
 name, or an attribute of the reference's module -- and then check values on inputs the student has not seen.
 
 The check reads the function's code (and every function or lambda defined inside it): each global name it loads,
-and each attribute it reads from such a global, is resolved in the function's globals (and closure cells); if one of
-them *is* a reference object, or a module (or class) that holds one, the function delegates.
+each attribute it reads from such a global, and each name it imports locally (``from m import f`` inside the body) is
+resolved (in the function's globals and closure cells, or the loaded module); if one of them *is* a reference object,
+or a module (or class) that holds one, the function delegates.
 """
 from __future__ import annotations
 
 import dis
 import inspect
+import sys
 import types
 from collections.abc import Callable, Iterable
 
@@ -58,6 +60,11 @@ def delegates_to(fn: Callable, *references: object) -> list[str]:
                 loaded = scope[ins.argval]
                 if holds(loaded):
                     hits.append(ins.argval)
+            elif ins.opname == "IMPORT_NAME":                  # a local import: resolve the module if it is loaded
+                loaded = sys.modules.get(ins.argval)
+            elif ins.opname == "IMPORT_FROM" and loaded is not None:
+                if any(getattr(loaded, ins.argval, None) is r for r in refs):
+                    hits.append(f"{loaded.__name__}.{ins.argval}")
             elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and loaded is not None:
                 attr = getattr(loaded, ins.argval, None)
                 if attr is not None and any(attr is r for r in refs):

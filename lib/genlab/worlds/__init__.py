@@ -5,8 +5,10 @@ that made it), offline stand-ins for real datasets.
   per-image detail seeds; a fixed 20,000 / 5,000 train/test split (:func:`genlab.worlds.faces.faces`), render passes
   and videos. Our stand-in for CelebA-HQ / FFHQ.
 - :mod:`genlab.worlds.ring`: the 2-D ring of Gaussians of the GAN notebook (mode collapse, known mode centres).
+- :mod:`genlab.worlds.moving_digits`: MNIST-5k digits bouncing in a box (video; exact positions, velocities, labels;
+  train and test clips use disjoint digits). Our stand-in for Moving MNIST.
 
-Coming: ``moving_digits`` (video), ``streets`` (label maps to images, vid2vid), ``dancers`` (pose to person,
+Coming: ``streets`` (label maps to images, vid2vid), ``dancers`` (pose to person,
 Everybody Dance Now).
 
 Import a world's names from its module (``from genlab.worlds.faces import faces, FACTOR_NAMES``): this package
