@@ -37,11 +37,11 @@ def throughput(name: str, steps: int) -> float:
     """Images/s of the recipe's cpu model and batch size: forward, bits/dim loss, backward, AdamW step."""
     recipe = get_recipe(name)
     cfg = recipe.config("cpu")
-    model = recipe.build(cfg["model"])
+    model = recipe.build(cfg.as_dict()["model"])
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     x, y = mnist5k("train", as_uint8=True)
-    b = cfg["train"]["batch_size"]
-    cond = bool(cfg["model"].get("n_classes"))
+    b = cfg.train.batch_size
+    cond = bool(getattr(cfg.model, "n_classes", 0))
     t0 = 0.0
     for s in range(steps + 2):
         if s == 2:                                                       # two warm-up steps

@@ -37,7 +37,7 @@ def main() -> None:
               "machine": platform.processor() or platform.machine()}
     for name, key in [("row_lstm_mnist", "row_lstm"), ("diagonal_bilstm_mnist", "diagonal_bilstm")]:
         recipe = get_recipe(name)
-        model = recipe.build(recipe.config("cpu")["model"]).to(run.device)
+        model = recipe.build(recipe.config("cpu").as_dict()["model"]).to(run.device)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
 
         def step(s: int) -> None:

@@ -19,7 +19,7 @@ def test_provenance_describes_the_shipped_file(name):
     prov = read_provenance(name)
     assert prov["command"] == f"genlab train {name} --profile cpu --ship"
     assert prov["sha256"] == sha256(shipped_path(name)) and prov["train_seconds"] > 0 and prov["seed"] == 0
-    cpu_config = json.loads(json.dumps(get_recipe(name).config("cpu")))      # tuples -> lists, as in the JSON
+    cpu_config = json.loads(json.dumps(get_recipe(name).config("cpu").as_dict()))  # tuples -> lists, as in the JSON
     assert prov["config"] == cpu_config, "the shipped file was trained with another cpu config"
 
 

@@ -248,7 +248,7 @@ def test_zoo_lists_the_pixelcnns():
 
     assert set(SHIPPED) <= set(known_names())
     cfg = get_recipe("gated_pixelcnn_mnist_cond").config("cpu")
-    assert cfg["model"]["n_classes"] == 10 and get_recipe("gated_pixelcnn_mnist").config("cpu")["model"]["n_classes"] == 0
+    assert cfg.model.n_classes == 10 and get_recipe("gated_pixelcnn_mnist").config("cpu").model.n_classes == 0
 
 
 def test_attention_recipe_is_the_conditional_recipe_plus_one_attention_layer():
@@ -258,10 +258,11 @@ def test_attention_recipe_is_the_conditional_recipe_plus_one_attention_layer():
     for profile in ("ci", "cpu", "gpu"):
         base = get_recipe("gated_pixelcnn_mnist_cond").config(profile)
         attn = get_recipe("gated_pixelcnn_mnist_cond_attn").config(profile)
-        assert attn["train"] == base["train"]
-        assert {k: v for k, v in attn["model"].items() if base["model"][k] != v} == {"attention_heads": 2}
+        assert attn.train == base.train
+        base_model = base.as_dict()["model"]
+        assert {k: v for k, v in attn.as_dict()["model"].items() if base_model[k] != v} == {"attention_heads": 2}
     model = get_recipe("gated_pixelcnn_mnist_cond_attn").build(get_recipe("gated_pixelcnn_mnist_cond_attn")
-                                                              .config("ci")["model"])
+                                                              .config("ci").as_dict()["model"])
     assert model.attention is not None and model.config.n_classes == 10
 
 

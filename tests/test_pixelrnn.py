@@ -217,9 +217,9 @@ def test_bad_inputs_raise_clear_errors():
 def test_recipes_are_registered_and_sized_for_a_cpu(name, cls):
     recipe = get_recipe(name)
     cpu = recipe.config("cpu")
-    model = recipe.build(cpu["model"])
-    assert isinstance(model, cls) and cpu["model"]["layers"] <= 2 and cpu["model"]["hidden"] <= 32
-    assert isinstance(recipe.build(recipe.config("ci")["model"]), cls)
+    model = recipe.build(cpu.as_dict()["model"])
+    assert isinstance(model, cls) and cpu.model.layers <= 2 and cpu.model.hidden <= 32
+    assert isinstance(recipe.build(recipe.config("ci").as_dict()["model"]), cls)
     assert set(recipe.metrics) == {"test_bpd", f"test_bpd_first{QUICK_N}"}
 
 

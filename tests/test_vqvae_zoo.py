@@ -56,14 +56,15 @@ def test_codebook_health_counts_exactly_the_unused_codes():
 
 
 def test_one_level_baseline_has_the_same_code_bits_as_the_two_level_model():
-    two, one = get_recipe("vqvae2_faces64").config("cpu")["model"], get_recipe("vqvae_faces64").config("cpu")["model"]
-    bits_two = (8 * 8 + 16 * 16) * math.log2(two["num_codes"])
-    bits_one = (64 // one["downsample"]) ** 2 * math.log2(one["num_codes"])
+    two, one = get_recipe("vqvae2_faces64").config("cpu").model, get_recipe("vqvae_faces64").config("cpu").model
+    bits_two = (8 * 8 + 16 * 16) * math.log2(two.num_codes)
+    bits_one = (64 // one.downsample) ** 2 * math.log2(one.num_codes)
     assert bits_two == bits_one == 2560
     noema = get_recipe("vqvae2_faces64_noema").config("cpu")
     ema = get_recipe("vqvae2_faces64").config("cpu")
-    assert {k for k in ema["model"] if ema["model"][k] != noema["model"][k]} == {"ema"}
-    assert ema["train"]["restart_every"] > 0 and noema["train"]["restart_every"] == 0
+    ema_model, noema_model = ema.as_dict()["model"], noema.as_dict()["model"]
+    assert {k for k in ema_model if ema_model[k] != noema_model[k]} == {"ema"}
+    assert ema.train.restart_every > 0 and noema.train.restart_every == 0
 
 
 def test_vqvae_recipes_train_restart_and_resume_in_the_ci_profile(tmp_path):
@@ -87,7 +88,7 @@ def test_provenance_describes_the_shipped_file(name):
     prov = read_provenance(name)
     assert prov["command"] == f"genlab train {name} --profile cpu --ship"
     assert prov["sha256"] == sha256(shipped_path(name)) and prov["train_seconds"] > 0 and prov["seed"] == 0
-    assert prov["config"] == json.loads(json.dumps(get_recipe(name).config("cpu")))
+    assert prov["config"] == json.loads(json.dumps(get_recipe(name).config("cpu").as_dict()))
 
 
 @pytest.mark.slow
@@ -114,6 +115,11 @@ def test_train_on_a_local_image_folder_and_clear_errors(tmp_path):
     model = train_on_folder(folder, run, size=16, out=tmp_path / "runs", progress=False)
     assert isinstance(model, VQVAE2) and not model.training
     assert (tmp_path / "runs" / "vqvae2_folder16" / "ci" / "last.pt").exists()
+    from genlab.checkpoints import load_checkpoint
+
+    stored = load_checkpoint(tmp_path / "runs" / "vqvae2_folder16" / "ci" / "last.pt").config["train"]
+    assert stored == {**get_recipe("vqvae2_faces64").config("ci").as_dict()["train"], "dataset": "folder",
+                      "folder": str(folder.resolve()), "size": 16}               # the recipes' settings + folder, size
     assert evaluate_on(model, torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))["recon_psnr"] > 0
     with pytest.raises(ValueError, match="multiple of 8"):
         train_on_folder(folder, run, size=20, out=tmp_path / "runs")

@@ -1,7 +1,8 @@
 """Zoo recipes ``dcgan_mnist`` and ``dcgan_faces32``: DCGAN (genlab.models.dcgan) trained as in its paper.
 
 Adam(2e-4, betas 0.5/0.999) as in DCGAN Sec. 4, the non-saturating loss, an EMA of G (what is shipped); scored by FID
-in the domain's feature space (FID-digits / FID-faces, never Inception FID).
+in the domain's feature space (FID-digits / FID-faces, never Inception FID). A recipe's config is typed: the model's
+:class:`~genlab.models.dcgan.DCGANConfig` and the training settings :class:`DCGANTrain`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from genlab.models.dcgan import DCGANConfig, Discriminator, Generator
 from genlab.nn.inference import generate
 from genlab.train import GANStepConfig, StepBatches, TrainState, fit, gan_state, make_gan_step
 from genlab.worlds.faces import faces
-from genlab.zoo.registry import Recipe
+from genlab.zoo.registry import Recipe, RecipeConfig
 
 @dataclass(frozen=True)
 class _Domain:
@@ -41,29 +42,44 @@ _DOMAINS = {"dcgan_mnist": _Domain("digits", 28, 1, cpu_steps=6000, n_fid=1000),
             "dcgan_faces32": _Domain("faces", 32, 3, cpu_steps=5000, n_fid=2000)}
 
 
-def _config(name: str, profile: str) -> dict:
+@dataclass(frozen=True)
+class DCGANTrain:
+    """The training settings of a DCGAN recipe: ``steps`` of Adam(``lr``, ``betas``) on G and D with batches of
+    ``batch_size`` real images, the GAN ``loss`` (a :class:`~genlab.train.GANStepConfig` loss name), the decay of the
+    EMA of G (what is shipped)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    loss: str = "nonsaturating"
+    ema_decay: float = 0.999
+
+    def to_dict(self) -> dict:
+        """The stored form: ``betas`` a list, as the provenance of the shipped checkpoints has always held it."""
+        return {**asdict(self), "betas": list(self.betas)}
+
+
+def _config(name: str, profile: str) -> RecipeConfig:
     """cpu: about 10 (digits) / 20 (faces) minutes on one CPU thread; ci: a smoke run of the recipe (notebooks load
     the shipped cpu checkpoints in every profile); gpu: wider networks trained longer."""
     d = _DOMAINS[name]
     width = {"ci": 8, "cpu": 32, "gpu": 64}[profile]
     model = DCGANConfig(image_size=d.image_size, channels=d.channels, z_dim=64, g_width=width, d_width=width)
     steps = {"ci": 4, "cpu": d.cpu_steps, "gpu": 40000}[profile]
-    return {"model": asdict(model),
-            "train": {"steps": steps, "batch_size": 16 if profile == "ci" else 64, "lr": 2e-4, "betas": [0.5, 0.999],
-                      "loss": "nonsaturating", "ema_decay": 0.999}}
+    return RecipeConfig(model, DCGANTrain(steps=steps, batch_size=16 if profile == "ci" else 64))
 
 
-def _train(name: str, G: Generator, config: dict, job) -> TrainState:
+def _train(name: str, G: Generator, config: RecipeConfig, job) -> TrainState:
     """Adam(2e-4, betas 0.5/0.999) as in DCGAN Sec. 4, the non-saturating loss, EMA of G (what is shipped)."""
-    t, cfg = config["train"], DCGANConfig(**config["model"])
+    t, cfg = config.train, config.model
     D = Discriminator(cfg).to(job.device)
-    betas = tuple(t["betas"])
-    state = gan_state(G, D, torch.optim.Adam(G.parameters(), t["lr"], betas=betas),
-                      torch.optim.Adam(D.parameters(), t["lr"], betas=betas), ema_decay=t["ema_decay"])
-    step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=cfg.z_dim))
+    state = gan_state(G, D, torch.optim.Adam(G.parameters(), t.lr, betas=t.betas),
+                      torch.optim.Adam(D.parameters(), t.lr, betas=t.betas), ema_decay=t.ema_decay)
+    step = make_gan_step(GANStepConfig(loss=t.loss, z_dim=cfg.z_dim))
     real = _DOMAINS[name].real("train") * 2 - 1                                      # [0, 1] -> [-1, 1]
-    return fit(state, step, StepBatches(real, batch_size=t["batch_size"], seed=job.seed), t["steps"],
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
+    return fit(state, step, StepBatches(real, batch_size=t.batch_size, seed=job.seed), t.steps,
+               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t.steps // 10, 1),
                resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
 
 

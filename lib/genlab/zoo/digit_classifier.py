@@ -2,11 +2,12 @@
 
 AdamW with warm-up + cosine decay, cross-entropy, light random affine augmentation, weight EMA; trained on the
 MNIST-5k train split, scored on its test split. Its shipped checkpoint judges class-conditional samples and is the
-feature space "digits" of genlab.metrics.fid.
+feature space "digits" of genlab.metrics.fid. Its config is typed: :class:`~genlab.models.digit_classifier.
+DigitClassifierConfig` and the training settings :class:`DigitClassifierTrain`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,44 +16,68 @@ from torch import nn
 from genlab.data.mnist import mnist5k
 from genlab.models.digit_classifier import DigitClassifier, DigitClassifierConfig, accuracy, build, random_affine
 from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
-from genlab.zoo.registry import Recipe, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 from genlab.zoo.shipping import load_pretrained
 
 DATA = "genlab.data.mnist5k: train split (4000 digits) for training, test split (1000 digits) for test_accuracy"
 
 
-def config(profile: str) -> dict:
+@dataclass(frozen=True)
+class Augment:
+    """The random affine augmentation of the training batches (the keyword arguments of ``random_affine``): rotation
+    up to ``degrees``, scaling by up to 1 +- ``scale``, shifts up to ``shift`` pixels."""
+
+    degrees: float = 10.0
+    scale: float = 0.1
+    shift: float = 2.0
+
+
+@dataclass(frozen=True)
+class DigitClassifierTrain:
+    """The training settings of ``digit_classifier``: ``steps`` of AdamW(``lr``, ``weight_decay``) with a warm-up over
+    the first ``warmup`` share of the steps then cosine decay, batches of ``batch_size``, the weight EMA's decay and the
+    augmentation."""
+
+    steps: int
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    warmup: float = 0.03
+    ema_decay: float = 0.99
+    augment: Augment = Augment()
+
+
+def config(profile: str) -> RecipeConfig:
     """cpu and gpu train the same network (gpu longer); ci trains a narrow one for a few steps: a smoke run of the
     recipe, not a usable judge (notebooks load the shipped cpu checkpoint in every profile)."""
     model = DigitClassifierConfig(channels=(8, 16, 32)) if profile == "ci" else DigitClassifierConfig()
     steps = {"ci": 8, "cpu": 400, "gpu": 2000}[profile]
-    return {"model": asdict(model),
-            "train": {"steps": steps, "batch_size": 128, "lr": 3e-3, "weight_decay": 5e-4, "warmup": 0.03,
-                      "ema_decay": 0.99, "augment": {"degrees": 10.0, "scale": 0.1, "shift": 2.0}}}
+    return RecipeConfig(model, DigitClassifierTrain(steps=steps))
 
 
-def train(model: DigitClassifier, config: dict, job: TrainJob) -> TrainState:
+def train(model: DigitClassifier, config: RecipeConfig, job: TrainJob) -> TrainState:
     """AdamW with warm-up + cosine decay, cross-entropy, random affine augmentation, weight EMA."""
-    t = config["train"]
+    t = config.train
+    augment = asdict(t.augment)
     x, y = mnist5k("train")
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
     def step_fn(state: TrainState, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         xb, yb = batch
-        lr = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+        lr = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
         with autocast(job.device):
-            loss = F.cross_entropy(state.model(random_affine(xb, **t["augment"])), yb)
+            loss = F.cross_entropy(state.model(random_affine(xb, **augment)), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {"loss": loss}
 
-    data = StepBatches(x, y, batch_size=t["batch_size"], seed=job.seed)
-    return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t["steps"] // 5, 1), resume=job.resume, meta=job.meta(config),
+    data = StepBatches(x, y, batch_size=t.batch_size, seed=job.seed)
+    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t.steps // 5, 1), resume=job.resume, meta=job.meta(config),
                progress=job.progress, desc="digit_classifier")
 
 

@@ -2,11 +2,12 @@
 
 Trained with mean squared error on freshly rendered faces (every step draws new factors and detail seeds as a function
 of the step: unlimited data, exact resume), half rendered at 32x32 and upsampled; evaluated on the fixed test split
-(per-factor R^2). Its shipped checkpoint is the feature space "faces" of genlab.metrics.fid.
+(per-factor R^2). Its shipped checkpoint is the feature space "faces" of genlab.metrics.fid. Its config is typed:
+:class:`~genlab.models.face_regressor.FaceRegressorConfig` and the training settings :class:`FaceRegressorTrain`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from genlab.models.face_regressor import FaceRegressor, FaceRegressorConfig, bui
 from genlab.nn.inference import batched
 from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.worlds.faces import FACTOR_NAMES, denormalize_factors, faces, normalize_factors, render_faces, sample_factors
-from genlab.zoo.registry import Recipe, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 
 DATA = ("genlab.data.faces: training faces rendered afresh each step (factors ~ sample_factors, new detail seeds, step-"
         "indexed generator), half at 32x32 upsampled to 64; test split faces('test') (first 2000) for the R^2 metrics")
@@ -28,14 +29,27 @@ def predict_factors(model: FaceRegressor, x: torch.Tensor, *, batch_size: int = 
     return denormalize_factors(batched(model, x, batch_size=batch_size).clamp(-1, 1))
 
 
-def config(profile: str) -> dict:
+@dataclass(frozen=True)
+class FaceRegressorTrain:
+    """The training settings of ``face_regressor``: ``steps`` of AdamW(``lr``, ``weight_decay``) with a warm-up over
+    the first ``warmup`` share of the steps then cosine decay, batches of ``batch_size`` fresh faces of which a
+    ``low_res_share`` is rendered at half resolution and upsampled, the weight EMA's decay."""
+
+    steps: int
+    batch_size: int
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.02
+    ema_decay: float = 0.995
+    low_res_share: float = 0.5
+
+
+def config(profile: str) -> RecipeConfig:
     """cpu and gpu train the same network (gpu longer); ci a narrow one for a few steps (a smoke run of the recipe:
     notebooks and metrics load the shipped cpu checkpoint in every profile)."""
     model = FaceRegressorConfig(channels=(4, 8, 8, 16)) if profile == "ci" else FaceRegressorConfig()
     steps = {"ci": 4, "cpu": 3000, "gpu": 20000}[profile]
-    return {"model": asdict(model),
-            "train": {"steps": steps, "batch_size": {"ci": 8, "cpu": 64, "gpu": 256}[profile], "lr": 2e-3,
-                      "weight_decay": 1e-4, "warmup": 0.02, "ema_decay": 0.995, "low_res_share": 0.5}}
+    return RecipeConfig(model, FaceRegressorTrain(steps=steps, batch_size={"ci": 8, "cpu": 64, "gpu": 256}[profile]))
 
 
 def training_batch(step: int, batch_size: int, resolution: int, low_res_share: float, seed: int = 0):
@@ -51,16 +65,16 @@ def training_batch(step: int, batch_size: int, resolution: int, low_res_share: f
     return x, normalize_factors(f)
 
 
-def train(model: FaceRegressor, config: dict, job: TrainJob) -> TrainState:
+def train(model: FaceRegressor, config: RecipeConfig, job: TrainJob) -> TrainState:
     """AdamW with warm-up + cosine decay on the mean squared error of the normalized factors, weight EMA."""
-    t, r = config["train"], config["model"]["resolution"]
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+    t, r = config.train, config.model.resolution
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         x, f = batch
         for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             loss = F.mse_loss(state.model(x).float(), f)
         opt.zero_grad(set_to_none=True)
@@ -69,10 +83,10 @@ def train(model: FaceRegressor, config: dict, job: TrainJob) -> TrainState:
         return {"mse": loss}
 
     def data(step: int):
-        return training_batch(step, t["batch_size"], r, t["low_res_share"], job.seed)
+        return training_batch(step, t.batch_size, r, t.low_res_share, job.seed)
 
-    return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t["steps"] // 10, 1), resume=job.resume, meta=job.meta(config),
+    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
                progress=job.progress, desc="face_regressor")
 
 

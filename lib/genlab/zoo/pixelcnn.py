@@ -2,11 +2,12 @@
 
 AdamW with warm-up + cosine decay on bits/dim, gradient clipping, weight EMA; the best EMA weights on 400 held-out
 train digits are the ones shipped (early stopping without the test split). Conditional models are also scored by the
-shipped digit classifier on class-conditional samples.
+shipped digit classifier on class-conditional samples. A recipe's config is typed: the model's PixelCNNConfig or
+GatedPixelCNNConfig and the training settings :class:`PixelCNNTrain`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN,
 from genlab.models.pixelcnn_sampling import sample_cached
 from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.zoo.digit_classifier import judge_digits
-from genlab.zoo.registry import Recipe
+from genlab.zoo.registry import Recipe, RecipeConfig
 
 DATA = ("genlab.data.mnist5k (uint8): train split (4000 digits) -- the first 3600 for training, the last 400 held out to "
         "keep the best EMA weights; test split (1000 digits) for test_bpd")
@@ -26,60 +27,77 @@ N_HELD_OUT = 400
 N_JUDGED = 100     # class-conditional samples judged by the digit classifier (10 per class)
 
 
-def _pixelcnn_config(profile: str) -> dict:
+@dataclass(frozen=True)
+class PixelCNNTrain:
+    """The training settings of the PixelCNN recipes: ``steps`` of AdamW(``lr``) with a warm-up over the first
+    ``warmup`` share of the steps then cosine decay, batches of ``batch_size``, gradient norm clipped at ``clip``, the
+    weight EMA's decay; every ``eval_every`` steps the EMA is scored on the held-out digits (and checkpointed)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 3e-3
+    warmup: float = 0.03
+    ema_decay: float = 0.995
+    clip: float = 1.0
+    eval_every: int = field(kw_only=True)   # keyword-only: no default, yet stored last as it always was
+
+
+def _train_settings(steps: int, batch_size: int) -> PixelCNNTrain:
+    return PixelCNNTrain(steps=steps, batch_size=batch_size, eval_every=max(steps // 8, 1))
+
+
+def _pixelcnn_config(profile: str) -> RecipeConfig:
     """cpu: sized to train in ~40 min on one CPU thread; ci: a smoke run of the recipe (notebooks load the shipped
     cpu checkpoint in every profile); gpu: a wider, deeper network trained longer."""
     model = {"ci": PixelCNNConfig(channels=8, n_layers=2, head_channels=16),
              "cpu": PixelCNNConfig(channels=32, n_layers=5, head_channels=64),
              "gpu": PixelCNNConfig(channels=128, n_layers=12, head_channels=256)}[profile]
-    train = {"ci": dict(steps=4, batch_size=16), "cpu": dict(steps=1500, batch_size=32),
-             "gpu": dict(steps=20000, batch_size=64)}[profile]
-    return {"model": asdict(model), "train": {**train, "lr": 3e-3, "warmup": 0.03, "ema_decay": 0.995,
-                                             "clip": 1.0, "eval_every": max(train["steps"] // 8, 1)}}
+    train = {"ci": _train_settings(4, 16), "cpu": _train_settings(1500, 32),
+             "gpu": _train_settings(20000, 64)}[profile]
+    return RecipeConfig(model, train)
 
 
-def _gated_config(profile: str, n_classes: int = 0, attention_heads: int = 0) -> dict:
+def _gated_config(profile: str, n_classes: int = 0, attention_heads: int = 0) -> RecipeConfig:
     """The Gated PixelCNN recipes; attention_heads > 0 adds one causal self-attention layer (the same net otherwise,
     trained the same way: an ablation of global context)."""
     model = {"ci": GatedPixelCNNConfig(channels=8, n_layers=2, head_channels=16),
              "cpu": GatedPixelCNNConfig(channels=48, n_layers=6, head_channels=96),
              "gpu": GatedPixelCNNConfig(channels=128, n_layers=12, head_channels=256)}[profile]
-    model.n_classes, model.attention_heads = n_classes, attention_heads
-    train = {"ci": dict(steps=4, batch_size=16), "cpu": dict(steps=2400, batch_size=32),
-             "gpu": dict(steps=20000, batch_size=64)}[profile]
-    return {"model": asdict(model), "train": {**train, "lr": 3e-3, "warmup": 0.03, "ema_decay": 0.995,
-                                             "clip": 1.0, "eval_every": max(train["steps"] // 8, 1)}}
+    model = replace(model, n_classes=n_classes, attention_heads=attention_heads)
+    train = {"ci": _train_settings(4, 16), "cpu": _train_settings(2400, 32),
+             "gpu": _train_settings(20000, 64)}[profile]
+    return RecipeConfig(model, train)
 
 
-def _train(model: nn.Module, config: dict, job, name: str) -> TrainState:
+def _train(model: nn.Module, config: RecipeConfig, job, name: str) -> TrainState:
     """AdamW with warm-up + cosine decay on bits/dim, gradient clipping, weight EMA; every ``eval_every`` steps the
     EMA's bits/dim on the held-out 400 train digits, and the best EMA weights are the ones returned (early stopping
     without looking at the test split)."""
-    t = config["train"]
-    conditional = bool(config["model"].get("n_classes"))
+    t = config.train
+    conditional = bool(getattr(config.model, "n_classes", 0))   # PixelCNNConfig has no classes
     x, y = mnist5k("train", as_uint8=True)
     x_tr, y_tr, x_val, y_val = x[:-N_HELD_OUT], y[:-N_HELD_OUT], x[-N_HELD_OUT:], y[-N_HELD_OUT:]
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=0.0)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
     best_path = job.checkpoint.with_name("best.pt") if job.checkpoint is not None else None
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         xb, yb = batch
         for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             logits = state.model(xb, yb) if conditional else state.model(xb)
         loss = bits_per_dim(logits.float(), xb)                     # -log2 p(x) / (C H W): the exact likelihood
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
         opt.step()
         return {"bpd": loss}
 
     best = {"val": float("inf"), "weights": None}
 
     def callback(state: TrainState, logs: dict) -> None:
-        if state.step % t["eval_every"] and state.step != t["steps"]:
+        if state.step % t.eval_every and state.step != t.steps:
             return
         val = evaluate_bpd(state.ema.module, x_val.to(job.device), y_val.to(job.device) if conditional else None)
         state.history.setdefault("val_bpd_step", []).append(state.step)
@@ -87,15 +105,16 @@ def _train(model: nn.Module, config: dict, job, name: str) -> TrainState:
         if val < best["val"]:
             best["val"], best["weights"] = val, {k: v.detach().clone() for k, v in state.ema.module.state_dict().items()}
             if best_path is not None:
-                save_checkpoint(best_path, model_state=best["weights"], config=config, metrics={"val_bpd": val},
-                                seed=job.seed, command=job.command, data=job.data, train_seconds=state.seconds)
+                save_checkpoint(best_path, model_state=best["weights"], config=config.as_dict(),
+                                metrics={"val_bpd": val}, seed=job.seed, command=job.command, data=job.data,
+                                train_seconds=state.seconds)
 
     if best_path is not None and job.resume and best_path.exists() and job.checkpoint.exists():
         ck = load_checkpoint(best_path)
         best["val"], best["weights"] = float(ck.meta["metrics"]["val_bpd"]), ck.model_state
-    data = StepBatches(x_tr, y_tr, batch_size=t["batch_size"], seed=job.seed)
-    fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
-        checkpoint_every=t["eval_every"], resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name,
+    data = StepBatches(x_tr, y_tr, batch_size=t.batch_size, seed=job.seed)
+    fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+        checkpoint_every=t.eval_every, resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name,
         callback=callback)
     if best["weights"] is not None:
         state.ema.module.load_state_dict(best["weights"])          # the best held-out EMA weights

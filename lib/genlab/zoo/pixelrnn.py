@@ -2,11 +2,12 @@
 :func:`test_split_bpd`.
 
 Adam with warm-up + cosine decay on the 256-way cross-entropy (bits/dim), gradient clipping (LSTMs); the shipped
-model is the raw trained network (see :func:`_export`).
+model is the raw trained network (see :func:`_export`). A recipe's config is typed: the model's
+:class:`~genlab.models.pixelrnn.PixelRNNConfig` and the training settings :class:`PixelRNNTrain`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -15,43 +16,55 @@ from genlab.data.mnist import mnist5k
 from genlab.metrics.likelihood import bits_per_dim, evaluate_bpd
 from genlab.models.pixelrnn import DiagonalBiLSTM, PixelRNNConfig, RowLSTM
 from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, unwrap, warmup_cosine, wrap_ddp
-from genlab.zoo.registry import Recipe, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 
 DATA = ("genlab.data.mnist5k(as_uint8=True): train split (4000 digits) for training, test split (1000 digits) for "
         "test_bpd")
 
 
-def _config(profile: str, *, ci_steps: int, cpu_steps: int, gpu_steps: int) -> dict:
+@dataclass(frozen=True)
+class PixelRNNTrain:
+    """The training settings of the PixelRNN recipes: ``steps`` of Adam(``lr``) with a warm-up over the first
+    ``warmup`` share of the steps then cosine decay, batches of ``batch_size``, gradient norm clipped at ``clip_grad``,
+    the weight EMA's decay (kept in the training checkpoints; the shipped model is the raw network)."""
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup: float = 0.02
+    ema_decay: float = 0.999
+    clip_grad: float = 1.0
+
+
+def _config(profile: str, *, ci_steps: int, cpu_steps: int, gpu_steps: int) -> RecipeConfig:
     model = (PixelRNNConfig(hidden=8, out_hidden=16) if profile == "ci"
              else PixelRNNConfig(hidden=64, layers=2, out_hidden=128) if profile == "gpu" else PixelRNNConfig())
     steps = {"ci": ci_steps, "cpu": cpu_steps, "gpu": gpu_steps}[profile]
-    return {"model": asdict(model),
-            "train": {"steps": steps, "batch_size": 32, "lr": 2e-3, "warmup": 0.02, "ema_decay": 0.999,
-                      "clip_grad": 1.0}}
+    return RecipeConfig(model, PixelRNNTrain(steps=steps))
 
 
-def _train(model: nn.Module, config: dict, job: TrainJob, desc: str) -> TrainState:
+def _train(model: nn.Module, config: RecipeConfig, job: TrainJob, desc: str) -> TrainState:
     """Adam with warm-up + cosine decay on the 256-way cross-entropy, gradient clipping (LSTMs), weight EMA."""
-    t = config["train"]
+    t = config.train
     x, _ = mnist5k("train", as_uint8=True)
-    opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+    opt = torch.optim.Adam(model.parameters(), lr=t.lr)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
     def step_fn(state: TrainState, batch: tuple[torch.Tensor]) -> dict[str, torch.Tensor]:
         (xb,) = batch
         for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             loss = bits_per_dim(state.model(xb), xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad"])
+        nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
         opt.step()
         return {"bpd": loss}
 
-    data = StepBatches(x, batch_size=t["batch_size"], seed=job.seed)
-    return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t["steps"] // 20, 1), resume=job.resume, meta=job.meta(config),
+    data = StepBatches(x, batch_size=t.batch_size, seed=job.seed)
+    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t.steps // 20, 1), resume=job.resume, meta=job.meta(config),
                progress=job.progress, desc=desc)
 
 
@@ -96,12 +109,12 @@ def build_diagonal_bilstm(model_config: dict) -> DiagonalBiLSTM:
     return DiagonalBiLSTM(PixelRNNConfig(**model_config))
 
 
-def row_lstm_config(profile: str) -> dict:
+def row_lstm_config(profile: str) -> RecipeConfig:
     """cpu: 1 Row LSTM layer, 32 hidden units (the shipped model); ci: a tiny smoke run; gpu: 2 layers, 64 units."""
     return _config(profile, ci_steps=4, cpu_steps=1500, gpu_steps=20000)
 
 
-def diagonal_bilstm_config(profile: str) -> dict:
+def diagonal_bilstm_config(profile: str) -> RecipeConfig:
     """cpu: 1 Diagonal BiLSTM layer, 32 hidden units (the shipped model); ci: a tiny smoke run; gpu: 2 layers, 64."""
     return _config(profile, ci_steps=4, cpu_steps=600, gpu_steps=20000)
 

@@ -4,9 +4,14 @@ A :class:`Recipe` says how to build a model from its config, which config each p
 train it (with :func:`genlab.train.fit`), how to evaluate it, and which metrics its shipped checkpoint's provenance
 stores (each with the tolerance ``genlab eval`` allows). Recipes live in one module per family under ``genlab.zoo``;
 this module only lists where to find them, so adding a model is one line here.
+
+Configs are typed: ``recipe.config(profile)`` is a :class:`RecipeConfig` holding the family's model config dataclass
+and the recipe's frozen training-settings dataclass, read by attribute (``config.train.lr``: a misspelt setting fails
+where it is read); :meth:`RecipeConfig.as_dict` is the plain form written to checkpoints and provenance files.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +58,27 @@ class UnknownRecipeError(LookupError):
     """No recipe of that name; the message lists the known ones."""
 
 
+def _plain(settings: Any) -> dict[str, Any]:
+    """The stored dict form of a config dataclass: its own ``to_dict()`` if it defines one, else ``asdict``."""
+    to_dict = getattr(settings, "to_dict", None)
+    return to_dict() if callable(to_dict) else dataclasses.asdict(settings)
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """A recipe's config for one profile: ``model`` (the family's model config dataclass, e.g. DCGANConfig) and
+    ``train`` (the recipe's training settings dataclass). Read by attribute, so a misspelt setting fails where it is
+    read. ``as_dict()`` is the plain form stored in checkpoints and provenance files (what `genlab eval` and the tests
+    compare)."""
+
+    model: Any
+    train: Any
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """``{"model": {...}, "train": {...}}`` with plain values (tuples stay tuples; JSON makes them lists)."""
+        return {"model": _plain(self.model), "train": _plain(self.train)}
+
+
 @dataclass
 class TrainJob:
     """What ``genlab train`` decided for a recipe's ``train`` function: where, how long, where to checkpoint."""
@@ -66,17 +92,19 @@ class TrainJob:
     resume: bool = True
     progress: bool = True
 
-    def meta(self, config: dict) -> dict[str, Any]:
-        """Provenance for :func:`genlab.train.fit`'s periodic checkpoints."""
-        return {"config": config, "seed": self.seed, "command": self.command, "data": self.data}
+    def meta(self, config: RecipeConfig) -> dict[str, Any]:
+        """Provenance for :func:`genlab.train.fit`'s periodic checkpoints (the config in its stored dict form)."""
+        return {"config": config.as_dict(), "seed": self.seed, "command": self.command, "data": self.data}
 
 
 @dataclass(frozen=True)
 class Recipe:
     """A named trainable model.
 
-    build(model_config) -> nn.Module;  config(profile) -> {"model": {...}, "train": {...}} (plain values only)
-    train(model, config, job) -> TrainState (the model already on ``job.device``)
+    config(profile) -> :class:`RecipeConfig` (typed: ``config.model.z_dim``, ``config.train.lr``)
+    build(model_config) -> nn.Module, from the *stored dict form* ``config.as_dict()["model"]`` (what a shipped
+        checkpoint's provenance holds, so loading and training build through the same path)
+    train(model, config, job) -> TrainState (the model already on ``job.device``; ``config`` a RecipeConfig)
     evaluate(model, device) -> {metric: float}, deterministic for a given machine
     metrics: metric name -> tolerance that ``genlab eval`` allows between the provenance and a re-evaluation
     data: what it trains and evaluates on (recorded in the provenance)
@@ -86,8 +114,8 @@ class Recipe:
     name: str
     summary: str
     build: Callable[[dict], nn.Module]
-    config: Callable[[str], dict]
-    train: Callable[[nn.Module, dict, TrainJob], TrainState]
+    config: Callable[[str], RecipeConfig]
+    train: Callable[[nn.Module, RecipeConfig, TrainJob], TrainState]
     evaluate: Callable[[nn.Module, torch.device], dict[str, float]]
     metrics: dict[str, float]
     data: str

@@ -20,7 +20,7 @@ from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, re
 from genlab.config import Run, choose_device, setup
 from genlab.paths import sha256
 from genlab.train import cleanup, init_distributed, is_main_process, prepare_model
-from genlab.zoo.registry import Recipe, TrainJob, UnknownRecipeError, get_recipe, n_params
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob, UnknownRecipeError, get_recipe, n_params
 
 
 def load_pretrained(name: str, map_location: str | torch.device | None = "cpu") -> Checkpoint:
@@ -55,14 +55,14 @@ def _command(name: str, profile: str, ship: bool, world: int) -> str:
     return cmd
 
 
-def _ship(recipe: Recipe, model: nn.Module, config: dict, metrics: dict, job: TrainJob, seconds: float,
+def _ship(recipe: Recipe, model: nn.Module, config: RecipeConfig, metrics: dict, job: TrainJob, seconds: float,
           extra: dict) -> Path:
     """Write data/checkpoints/NAME.pt (half precision if that keeps every metric within tolerance) + NAME.json."""
     path = shipped_path(recipe.name)
     dtype = recipe.ship_dtype
     shipped_metrics = metrics
     if dtype is not None:
-        half = recipe.build(config["model"]).to(job.device)
+        half = recipe.build(config.as_dict()["model"]).to(job.device)
         half.load_state_dict({k: v.to(dtype).to(v.dtype) if v.is_floating_point() else v
                               for k, v in model.state_dict().items()})
         shipped_metrics = recipe.evaluate(half.eval(), job.device)
@@ -71,8 +71,8 @@ def _ship(recipe: Recipe, model: nn.Module, config: dict, metrics: dict, job: Tr
             print(f"[genlab] {dtype} moves the metrics ({drift}); shipping float32", file=sys.stderr)
             dtype, shipped_metrics = None, metrics
     extra = {**extra, "profile": job.profile, "metrics_float32": metrics}
-    save_checkpoint(path, model_state=model.state_dict(), config=config, metrics=shipped_metrics, seed=job.seed,
-                    command=job.command, data=job.data, train_seconds=seconds, extra=extra, dtype=dtype)
+    save_checkpoint(path, model_state=model.state_dict(), config=config.as_dict(), metrics=shipped_metrics,
+                    seed=job.seed, command=job.command, data=job.data, train_seconds=seconds, extra=extra, dtype=dtype)
     meta = load_checkpoint(path).meta  # the provenance file repeats exactly what the checkpoint holds
     write_provenance(recipe.name, {"name": recipe.name, "file": path.name, "sha256": sha256(path),
                                    "bytes": path.stat().st_size, **meta})
@@ -92,7 +92,7 @@ def train_recipe(name: str, run: Run | None = None, *, out: str | os.PathLike = 
                    command=_command(recipe.name, run.profile, False, 1),
                    checkpoint=Path(out) / recipe.name / run.profile / "last.pt", resume=resume, progress=progress)
     config = recipe.config(run.profile)
-    state = recipe.train(prepare_model(recipe.build(config["model"]), job.device), config, job)
+    state = recipe.train(prepare_model(recipe.build(config.as_dict()["model"]), job.device), config, job)
     return recipe.export(state).eval()
 
 
@@ -110,16 +110,16 @@ def train_main(args) -> int:
                    checkpoint=Path(args.out) / recipe.name / run.profile / "last.pt", resume=args.resume)
     try:
         config = recipe.config(run.profile)
-        model = prepare_model(recipe.build(config["model"]), job.device)
+        model = prepare_model(recipe.build(config.as_dict()["model"]), job.device)
         state = recipe.train(model, config, job)
         if not is_main_process():
             return 0
         final = recipe.export(state).eval()
         metrics = recipe.evaluate(final, job.device)
         extra = {"params": n_params(final), "steps": state.step}
-        out = save_checkpoint(job.checkpoint.with_name("final.pt"), model_state=final.state_dict(), config=config,
-                              metrics=metrics, seed=job.seed, command=job.command, data=job.data,
-                              train_seconds=state.seconds, extra=extra)
+        out = save_checkpoint(job.checkpoint.with_name("final.pt"), model_state=final.state_dict(),
+                              config=config.as_dict(), metrics=metrics, seed=job.seed, command=job.command,
+                              data=job.data, train_seconds=state.seconds, extra=extra)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         print(f"[genlab] {recipe.name} ({run.profile}): {state.step} steps, {state.seconds:.0f} s, {shown} -> {out}")
         if args.ship:

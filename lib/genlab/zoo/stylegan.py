@@ -15,10 +15,13 @@ A-F measures the switches and nothing else:
 Small-scale: 32x32, at most 64 channels, minutes of CPU; the paper's numbers are at 1024x1024 with 512 channels,
 trained for days on 8 GPUs. Evaluation: FID-faces (the shipped face regressor's features, not Inception) of 2000
 samples (seed 0, psi = 1) against the first 2000 test faces.
+
+A recipe's config is typed: the model's ``StyleGANConfig`` (A-F) or ``StyleGAN2Config`` and the training settings
+:class:`StyleGANTrain`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import torch
@@ -29,7 +32,7 @@ from genlab.models import stylegan, stylegan2
 from genlab.nn.inference import generate
 from genlab.train import GANStepConfig, StepBatches, fit, gan_state, make_gan_step
 from genlab.worlds.faces import faces
-from genlab.zoo.registry import Recipe
+from genlab.zoo.registry import Recipe, RecipeConfig
 
 RESOLUTION = 32
 N_FID = 2000
@@ -45,29 +48,49 @@ def _size(profile: str) -> dict:
     return dict(max_channels=64, channel_base=512)       # 64 channels at 4-8, 32 at 16, 16 at 32
 
 
-def _train_config(profile: str, pl_weight: float) -> dict:
-    steps = _STEPS[profile]
-    return {"steps": steps, "batch_size": _BATCH[profile], "lr": 0.002, "betas": [0.0, 0.99],
-            "loss": "nonsaturating", "r1_gamma": 0.1, "r1_every": 16, "ema_decay": 0.998,
-            "growth_share": 0.5, "pl_weight": pl_weight, "pl_every": 4}
+@dataclass(frozen=True)
+class StyleGANTrain:
+    """The training budget shared by every StyleGAN recipe (A-F and StyleGAN2): ``steps`` of Adam(``lr``, ``betas``)
+    on G and D with batches of ``batch_size``, the GAN ``loss``, R1 (``r1_gamma``) every ``r1_every`` steps, the decay
+    of the EMA of G (what is shipped), the share of the steps spent growing (A-F), and path-length regularization
+    (``pl_weight``, 0 = off, every ``pl_every`` steps; StyleGAN2 only)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    loss: str = "nonsaturating"
+    r1_gamma: float = 0.1
+    r1_every: int = 16
+    ema_decay: float = 0.998
+    growth_share: float = 0.5
+    pl_weight: float = 0.0
+    pl_every: int = 4
+
+    def to_dict(self) -> dict:
+        """The stored form: ``betas`` a list, as the provenance of the shipped checkpoints has always held it."""
+        return {**asdict(self), "betas": list(self.betas)}
 
 
-def stylegan_config(row: str, profile: str) -> dict:
+def _train_config(profile: str, pl_weight: float) -> StyleGANTrain:
+    return StyleGANTrain(steps=_STEPS[profile], batch_size=_BATCH[profile], pl_weight=pl_weight)
+
+
+def stylegan_config(row: str, profile: str) -> RecipeConfig:
     model = stylegan.StyleGANConfig.of(row, resolution=RESOLUTION, start_resolution=8, **_size(profile))
-    return {"model": asdict(model), "train": _train_config(profile, 0.0)}
+    return RecipeConfig(model, _train_config(profile, 0.0))
 
 
-def stylegan2_config(profile: str, pl_weight: float = 2.0) -> dict:
+def stylegan2_config(profile: str, pl_weight: float = 2.0) -> RecipeConfig:
     model = stylegan2.StyleGAN2Config(resolution=RESOLUTION, **_size(profile))
-    return {"model": asdict(model), "train": _train_config(profile, pl_weight)}
+    return RecipeConfig(model, _train_config(profile, pl_weight))
 
 
-def growth_schedule(config: dict) -> stylegan.GrowthSchedule:
+def growth_schedule(config: RecipeConfig) -> stylegan.GrowthSchedule:
     """The A-F growth plan: start 8, five equal phases (8 stable, fade 16, 16, fade 32, 32) in growth_share x steps."""
-    m, t = config["model"], config["train"]
-    phases = 1 + 2 * (m["resolution"].bit_length() - m["start_resolution"].bit_length())
-    return stylegan.GrowthSchedule(m["start_resolution"], m["resolution"],
-                                   max(int(t["steps"] * t["growth_share"]) // phases, 1))
+    m, t = config.model, config.train
+    phases = 1 + 2 * (m.resolution.bit_length() - m.start_resolution.bit_length())
+    return stylegan.GrowthSchedule(m.start_resolution, m.resolution, max(int(t.steps * t.growth_share) // phases, 1))
 
 
 def real_faces(split: str, n: int | None = None) -> torch.Tensor:
@@ -75,10 +98,10 @@ def real_faces(split: str, n: int | None = None) -> torch.Tensor:
     return faces(split, n=n, resolution=RESOLUTION)[0]
 
 
-def _train(G: nn.Module, config: dict, job, *, progressive: bool, name: str):
-    t = config["train"]
+def _train(G: nn.Module, config: RecipeConfig, job, *, progressive: bool, name: str):
+    t = config.train
     if progressive:
-        c = stylegan.StyleGANConfig(**config["model"])
+        c = config.model
         D = stylegan.Discriminator(c).to(job.device)
         schedule = growth_schedule(config)
 
@@ -88,21 +111,20 @@ def _train(G: nn.Module, config: dict, job, *, progressive: bool, name: str):
             state.model["D"].set_growth(res, alpha)
             return stylegan.grow_real(real, res, alpha, c.resample)
     else:
-        D = stylegan2.Discriminator(stylegan2.StyleGAN2Config(**config["model"])).to(job.device)
+        D = stylegan2.Discriminator(config.model).to(job.device)
         prepare = None
-    betas = tuple(t["betas"])
-    state = gan_state(G, D, torch.optim.Adam(G.parameters(), t["lr"], betas=betas),
-                      torch.optim.Adam(D.parameters(), t["lr"], betas=betas), ema_decay=t["ema_decay"])
-    step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=G.config.z_dim, r1_gamma=t["r1_gamma"],
-                                       r1_every=t["r1_every"], pl_weight=t["pl_weight"], pl_every=t["pl_every"]),
+    state = gan_state(G, D, torch.optim.Adam(G.parameters(), t.lr, betas=t.betas),
+                      torch.optim.Adam(D.parameters(), t.lr, betas=t.betas), ema_decay=t.ema_decay)
+    step = make_gan_step(GANStepConfig(loss=t.loss, z_dim=G.config.z_dim, r1_gamma=t.r1_gamma,
+                                       r1_every=t.r1_every, pl_weight=t.pl_weight, pl_every=t.pl_every),
                          prepare=prepare)
     real = real_faces("train") * 2 - 1
-    state = fit(state, step, StepBatches(real, batch_size=t["batch_size"], seed=job.seed), t["steps"],
-                device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
+    state = fit(state, step, StepBatches(real, batch_size=t.batch_size, seed=job.seed), t.steps,
+                device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t.steps // 10, 1),
                 resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
     for net in (G, state.ema.module if state.ema is not None else None):
         if net is not None and hasattr(net, "set_growth"):
-            net.set_growth(config["model"]["resolution"], 1.0)    # the exported G renders at full resolution
+            net.set_growth(config.model.resolution, 1.0)    # the exported G renders at full resolution
     return state
 
 

@@ -19,10 +19,13 @@ downloaded; a missing or empty folder is a clear error.
 
 Metrics (deterministic, on held-out images): ``recon_psnr`` (dB, images in [0, 1]) and per level the code-map
 perplexity and the number of dead codes (codes no held-out image uses).
+
+A recipe's config is typed: :class:`VQVAESpec` (the model's VQVAEConfig + ``levels``) and :class:`VQVAETrain`
+(:class:`FolderTrain` for :func:`train_on_folder`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -37,7 +40,7 @@ from genlab.nn.eval_mode import evaluating
 from genlab.nn.inference import batched
 from genlab.train import StepBatches, TrainState, fit, prepare_model, warmup_cosine, wrap_ddp
 from genlab.worlds.faces import faces
-from genlab.zoo.registry import Recipe, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 
 RESOLUTION = 64
 N_EVAL = 2000             # held-out faces for the metrics (the first 2000 of the test split)
@@ -46,9 +49,48 @@ _BASE = VQVAEConfig(channels=64, res_hidden=32, n_res=2, embed_dim=32, num_codes
 _CI = dict(channels=8, res_hidden=8, n_res=1, embed_dim=8, num_codes=16)
 
 
+@dataclass
+class VQVAESpec(VQVAEConfig):
+    """A VQ-VAE recipe's model config: the :class:`~genlab.models.vqvae.VQVAEConfig` of the network and its number of
+    ``levels`` (2: VQ-VAE-2, 1: one-level VQ-VAE). Not frozen, like the VQVAEConfig it extends."""
+
+    levels: int = 2
+
+    def to_dict(self) -> dict:
+        """The stored form (what :func:`build` reads): the fields, ``bottom_codes`` left out when it is 0 (the default;
+        kept out so older provenance configs still match)."""
+        fields = asdict(self)
+        if not fields["bottom_codes"]:
+            del fields["bottom_codes"]
+        return fields
+
+
+@dataclass(frozen=True)
+class VQVAETrain:
+    """The training settings of the VQ-VAE recipes: ``steps`` of Adam(``lr``) with a warm-up over the first ``warmup``
+    share of the steps then cosine decay, batches of ``batch_size`` images of ``dataset`` (faces64, photos32, or
+    folder for :func:`train_on_folder`); every ``restart_every`` steps (0 = never) dead codes are restarted."""
+
+    steps: int
+    batch_size: int
+    lr: float = 1e-3
+    warmup: float = 0.02
+    restart_every: int = 100
+    dataset: str = "faces64"
+
+
+@dataclass(frozen=True)
+class FolderTrain(VQVAETrain):
+    """:func:`train_on_folder`'s settings: those of the recipes plus the image ``folder`` (resolved) and the ``size``
+    the images are center-cropped and resized to."""
+
+    folder: str = ""
+    size: int = 128
+
+
 def vqvae_config(profile: str, *, levels: int = 2, ema: bool = True, restarts: bool = True,
-                 num_codes: int | None = None, bottom_codes: int = 0, dataset: str = "faces64") -> dict:
-    """{"model": VQVAEConfig fields + "levels", "train": {...}} for a profile (ci: a smoke run; gpu: wider, longer)."""
+                 num_codes: int | None = None, bottom_codes: int = 0, dataset: str = "faces64") -> RecipeConfig:
+    """The config of a profile (ci: a smoke run; gpu: wider, longer): a :class:`VQVAESpec` and a :class:`VQVAETrain`."""
     model = _BASE if profile != "ci" else replace(_BASE, **_CI)
     if profile == "gpu":
         model = replace(model, channels=128, res_hidden=64, embed_dim=64)
@@ -56,14 +98,10 @@ def vqvae_config(profile: str, *, levels: int = 2, ema: bool = True, restarts: b
                     **({"bottom_codes": bottom_codes} if bottom_codes and profile != "ci" else {}))
     if levels == 1:
         model = replace(model, downsample=4)
-    train = {"ci": dict(steps=4, batch_size=4), "cpu": dict(steps=3000, batch_size=32),
-             "gpu": dict(steps=30000, batch_size=64)}[profile]
-    fields = asdict(model)
-    if not fields["bottom_codes"]:
-        del fields["bottom_codes"]                 # the default; kept out so older provenance configs still match
-    return {"model": {**fields, "levels": levels},
-            "train": {**train, "lr": 1e-3, "warmup": 0.02, "restart_every": (2 if profile == "ci" else 100) if restarts else 0,
-                      "dataset": dataset}}
+    steps, batch_size = {"ci": (4, 4), "cpu": (3000, 32), "gpu": (30000, 64)}[profile]
+    restart_every = (2 if profile == "ci" else 100) if restarts else 0
+    return RecipeConfig(VQVAESpec(**asdict(model), levels=levels),
+                        VQVAETrain(steps=steps, batch_size=batch_size, restart_every=restart_every, dataset=dataset))
 
 
 def build(model_config: dict) -> nn.Module:
@@ -99,32 +137,32 @@ def to_model(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0
 
 
-def _train(model: nn.Module, config: dict, job, name: str, images: torch.Tensor | None = None):
+def _train(model: nn.Module, config: RecipeConfig, job, name: str, images: torch.Tensor | None = None):
     """Fit on ``images`` (uint8, N x 3 x H x W), by default the recipe dataset's train split."""
-    t = config["train"]
-    opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
+    t = config.train
+    opt = torch.optim.Adam(model.parameters(), lr=t.lr)
     state = TrainState(model=wrap_ddp(model), optimizer=opt)
     quants = quantizers(model)
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         out = state.model(to_model(batch[0]))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
         logs = {"mse": out.recon_loss.detach(), **{f"perplexity_{k}": q.perplexity for k, q in out.levels.items()}}
-        if t["restart_every"] and (state.step + 1) % t["restart_every"] == 0:
+        if t.restart_every and (state.step + 1) % t.restart_every == 0:
             g = torch.Generator().manual_seed(job.seed * 1_000_003 + state.step)   # resume-exact restarts
             for k, vq in quants.items():
                 logs[f"restarted_{k}"] = torch.tensor(float(len(vq.restart_dead_codes(out.levels[k].inputs, g))))
                 vq.reset_usage()
         return logs
 
-    images = training_images(t["dataset"], "train") if images is None else images
-    data = StepBatches(images, batch_size=t["batch_size"], seed=job.seed)
-    return fit(state, step_fn, data, t["steps"], device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t["steps"] // 10, 1), resume=job.resume, meta=job.meta(config),
+    images = training_images(t.dataset, "train") if images is None else images
+    data = StepBatches(images, batch_size=t.batch_size, seed=job.seed)
+    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
                progress=job.progress, desc=name)
 
 
@@ -190,7 +228,7 @@ _DATA = {"faces64": f"genlab.data.faces at 64x64: the train split (20,000 faces)
 
 
 def _recipe(name: str, summary: str, config, dataset: str):
-    levels = ("top", "bottom") if config("ci")["model"]["levels"] == 2 else ("codes",)
+    levels = ("top", "bottom") if config("ci").model.levels == 2 else ("codes",)
     tol = {"recon_psnr": 0.05, **{f"dead_codes_{k}": 2.0 for k in levels}, **{f"perplexity_{k}": 1.0 for k in levels}}
     return Recipe(name=name, summary=summary, build=build, config=config,
                   train=lambda m, c, j: _train(m, c, j, name), evaluate=_evaluate_fn(dataset), metrics=tol,
@@ -217,11 +255,12 @@ def train_on_folder(folder, run=None, *, size: int = 128, out="runs", resume: bo
     run = run if run is not None else setup("auto", 0)
     images = folder_images(folder, size)                    # fails early and clearly on a bad folder or size
     config = vqvae_config(run.profile, dataset="folder")
-    config["train"].update(folder=str(Path(folder).expanduser().resolve()), size=size)
+    config = replace(config, train=FolderTrain(**asdict(config.train), folder=str(Path(folder).expanduser().resolve()),
+                                               size=size))
     name = f"vqvae2_folder{size}"
     job = TrainJob(profile=run.profile, device=run.device, seed=run.seed, command=f"train_on_folder({str(folder)!r}, "
-                   f"size={size})", data=f"{len(images)} images under {config['train']['folder']} at {size}x{size}",
+                   f"size={size})", data=f"{len(images)} images under {config.train.folder} at {size}x{size}",
                    checkpoint=Path(out) / name / run.profile / "last.pt", resume=resume, progress=progress)
-    model = prepare_model(build(config["model"]), job.device)
+    model = prepare_model(build(config.as_dict()["model"]), job.device)
     _train(model, config, job, name, images)
     return model.eval()

@@ -3,11 +3,12 @@ and :func:`prior_bits` (mean bits per code).
 
 AdamW with warm-up + cosine decay on bits per code, gradient clipping, weight EMA. The codes are encoded once per
 process (:func:`codes`): the faces train split without its last N_VAL faces for training, those for validation, the
-first 2000 test faces for the test metric.
+first 2000 test faces for the test metric. A recipe's config is typed: the model's
+:class:`~genlab.models.vqvae_prior.CodePriorConfig` and the training settings :class:`PriorTrain`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from genlab.metrics.likelihood import bits_per_code
 from genlab.models.vqvae_prior import CodePrior, CodePriorConfig, build
 from genlab.nn.eval_mode import evaluating
 from genlab.train import StepBatches, TrainState, fit, make_ema, warmup_cosine, wrap_ddp
-from genlab.zoo.registry import Recipe
+from genlab.zoo.registry import Recipe, RecipeConfig
 from genlab.zoo.shipping import load_pretrained
 from genlab.zoo.vqvae import encode_codes, training_images
 
@@ -41,7 +42,22 @@ def codes(split: str) -> dict[str, torch.Tensor]:
     return _CODES[split]
 
 
-def prior_config(profile: str, level: str) -> dict:
+@dataclass(frozen=True)
+class PriorTrain:
+    """The training settings of a code prior: ``steps`` of AdamW(``lr``) with a warm-up over the first ``warmup`` share
+    of the steps then cosine decay, batches of ``batch_size`` code maps, gradient norm clipped at ``clip``, the weight
+    EMA's decay, and the ``level`` modelled ("top", or "bottom" given the top codes)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 2e-3
+    warmup: float = 0.02
+    ema_decay: float = 0.995
+    clip: float = 1.0
+    level: str = field(kw_only=True)   # keyword-only: no default, yet stored last as it always was
+
+
+def prior_config(profile: str, level: str) -> RecipeConfig:
     top = level == "top"
     model = (CodePriorConfig(channels=64, n_layers=8, first_kernel=5, head_channels=128, attention_heads=4) if top
              else CodePriorConfig(channels=48, n_layers=6, first_kernel=7, head_channels=96, cond_codes=256))
@@ -52,33 +68,31 @@ def prior_config(profile: str, level: str) -> dict:
     elif profile == "gpu":
         model = CodePriorConfig(channels=128, n_layers=16, first_kernel=5 if top else 7, head_channels=256,
                                 attention_heads=8 if top else 0, cond_codes=0 if top else 256, cond_channels=64)
-    train = {"ci": dict(steps=4, batch_size=8), "cpu": dict(steps=2000, batch_size=64 if top else 32),
-             "gpu": dict(steps=30000, batch_size=128)}[profile]
-    return {"model": asdict(model), "train": {**train, "lr": 2e-3, "warmup": 0.02, "ema_decay": 0.995, "clip": 1.0,
-                                             "level": level}}
+    steps, batch_size = {"ci": (4, 8), "cpu": (2000, 64 if top else 32), "gpu": (30000, 128)}[profile]
+    return RecipeConfig(model, PriorTrain(steps=steps, batch_size=batch_size, level=level))
 
 
-def _train(model: CodePrior, config: dict, job, name: str):
-    t = config["train"]
+def _train(model: CodePrior, config: RecipeConfig, job, name: str):
+    t = config.train
     c = codes("train")
     top, bottom = c["top"], c["bottom"]
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=0.0)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         tb, bb = batch
-        logits = state.model(tb) if t["level"] == "top" else state.model(bb, tb)
-        loss = bits_per_code(logits.float(), tb if t["level"] == "top" else bb)     # -log2 p(code), averaged
+        logits = state.model(tb) if t.level == "top" else state.model(bb, tb)
+        loss = bits_per_code(logits.float(), tb if t.level == "top" else bb)     # -log2 p(code), averaged
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
         opt.step()
         return {"bits": loss}
 
-    return fit(state, step_fn, StepBatches(top, bottom, batch_size=t["batch_size"], seed=job.seed), t["steps"],
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
+    return fit(state, step_fn, StepBatches(top, bottom, batch_size=t.batch_size, seed=job.seed), t.steps,
+               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t.steps // 10, 1),
                resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
 
 
