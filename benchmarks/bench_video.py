@@ -29,20 +29,20 @@ RECIPES = ["videogan_single_z", "videogan_per_frame", "dvdgan_digits", "dvdgan_d
 def clips_per_s(name: str, steps: int, device: torch.device) -> float:
     recipe = get_recipe(name)
     cfg = recipe.config("cpu")
-    t = cfg["train"]
-    G = recipe.build(cfg["model"]).to(device)
-    nets, critics = make_critics(CRITICS[t["critics"]], G.config, t["k_frames"])
+    t = cfg.train
+    G = recipe.build(cfg.as_dict()["model"]).to(device)
+    nets, critics = make_critics(CRITICS[t.critics], G.config, t.k_frames)
     nets = {k: v.to(device) for k, v in nets.items()}
-    opts = {k: torch.optim.Adam(v.parameters(), t["lr_d"], betas=tuple(t["betas"])) for k, v in nets.items()}
-    state = gan_state(G, nets, torch.optim.Adam(G.parameters(), t["lr_g"], betas=tuple(t["betas"])), opts)
-    step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=G.config.z_dim), critics=critics)
-    real = (moving_digits("train", t["batch_size"], digits=1).videos * 2 - 1).to(device)
+    opts = {k: torch.optim.Adam(v.parameters(), t.lr_d, betas=t.betas) for k, v in nets.items()}
+    state = gan_state(G, nets, torch.optim.Adam(G.parameters(), t.lr_g, betas=t.betas), opts)
+    step = make_gan_step(GANStepConfig(loss=t.loss, z_dim=G.config.z_dim), critics=critics)
+    real = (moving_digits("train", t.batch_size, digits=1).videos * 2 - 1).to(device)
     for _ in range(2):
         step(state, real)
     t0 = time.perf_counter()
     for _ in range(steps):
         step(state, real)
-    return steps * t["batch_size"] / (time.perf_counter() - t0)
+    return steps * t.batch_size / (time.perf_counter() - t0)
 
 
 def critic_cost(device: torch.device, width: int = 16, k: int = 4, repeats: int = 10) -> dict:

@@ -8,7 +8,7 @@ Its shipped checkpoint is the feature space "video_digits" of genlab.metrics.fid
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from genlab.models.video_features import VideoFeatureConfig, build
 from genlab.nn.inference import batched
 from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.worlds.moving_digits import moving_digits
-from genlab.zoo.registry import Recipe, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 
 FRAMES, SIZE, N_TEST = 16, 32, 1000
 SPEED_SCALE = 3.0      # the world's maximum speed: the motion head predicts |v| / 3
@@ -26,13 +26,25 @@ DATA = (f"genlab.worlds.moving_digits: 1-digit clips of the train split ({FRAMES
         f"every step (clip index = step * batch + i); the first {N_TEST} test-split clips for the metrics")
 
 
-def config(profile: str) -> dict:
+@dataclass(frozen=True)
+class VideoFeatureTrain:
+    """``steps`` of AdamW(``lr``, ``weight_decay``) on batches of ``batch_size`` fresh clips, linear warm-up over the
+    ``warmup`` share of the steps then cosine decay, an EMA of the weights (what is shipped)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.03
+    ema_decay: float = 0.99
+
+
+def config(profile: str) -> RecipeConfig:
     """cpu and gpu train the same network (gpu longer); ci a narrow one for a few steps (a smoke run: notebooks and
     metrics load the shipped cpu checkpoint in every profile)."""
     model = VideoFeatureConfig(channels=(4, 8, 8, 16)) if profile == "ci" else VideoFeatureConfig()
-    return {"model": asdict(model),
-            "train": {"steps": {"ci": 4, "cpu": 1500, "gpu": 6000}[profile], "batch_size": 8 if profile == "ci" else 32,
-                      "lr": 2e-3, "weight_decay": 1e-4, "warmup": 0.03, "ema_decay": 0.99}}
+    return RecipeConfig(model, VideoFeatureTrain(steps={"ci": 4, "cpu": 1500, "gpu": 6000}[profile],
+                                                 batch_size=8 if profile == "ci" else 32))
 
 
 def training_batch(step: int, batch_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -41,15 +53,15 @@ def training_batch(step: int, batch_size: int, seed: int = 0) -> tuple[torch.Ten
     return c.videos, c.labels[:, 0], c.velocities[:, 0, 0].abs() / SPEED_SCALE
 
 
-def train(model: nn.Module, config: dict, job: TrainJob) -> TrainState:
-    t = config["train"]
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t["ema_decay"]))
+def train(model: nn.Module, config: RecipeConfig, job: TrainJob) -> TrainState:
+    t = config.train
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         x, y, v = batch
         for group in opt.param_groups:
-            group["lr"] = t["lr"] * warmup_cosine(state.step, t["steps"], warmup=t["warmup"])
+            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             logits, speed = state.model(x)
         ce = F.cross_entropy(logits.float(), y)
@@ -59,8 +71,8 @@ def train(model: nn.Module, config: dict, job: TrainJob) -> TrainState:
         opt.step()
         return {"ce": ce, "speed_mse": mse}
 
-    return fit(state, step_fn, lambda step: training_batch(step, t["batch_size"], job.seed), t["steps"],
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
+    return fit(state, step_fn, lambda step: training_batch(step, t.batch_size, job.seed), t.steps,
+               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t.steps // 10, 1),
                resume=job.resume, meta=job.meta(config), progress=job.progress, desc="video_features")
 
 

@@ -14,7 +14,7 @@ FVD) of N_EVAL samples (seed 0) against the first N_EVAL test clips. Small-scale
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -26,7 +26,7 @@ from genlab.models.videogan import MotionContentGenerator, SingleZGenerator, Vid
 from genlab.nn.inference import generate
 from genlab.train import Critic, GANStepConfig, fit, gan_state, make_gan_step
 from genlab.worlds.moving_digits import moving_digits
-from genlab.zoo.registry import Recipe
+from genlab.zoo.registry import Recipe, RecipeConfig
 
 FRAMES, SIZE, N_EVAL, K_FRAMES = 16, 32, 500, 4
 GENERATORS = {"single_z": SingleZGenerator, "per_frame": MotionContentGenerator, "recurrent": RecurrentGenerator}
@@ -41,15 +41,44 @@ def real_clips(split: str, n: int) -> torch.Tensor:
     return moving_digits(split, n, frames=FRAMES, size=SIZE, digits=1).videos
 
 
-def config(generator: str, critics: str, profile: str) -> dict:
+@dataclass
+class VideoGANSpec(VideoGANConfig):
+    """The model part of a video GAN recipe: the generators' shared config plus which ``generator`` (a key of
+    GENERATORS) the recipe trains."""
+
+    generator: str = "recurrent"
+
+
+@dataclass(frozen=True)
+class VideoGANTrain:
+    """``steps`` of Adam (``lr_g`` for G, ``lr_d`` for every critic, ``betas``) on batches of ``batch_size`` fresh
+    clips with the GAN ``loss``; ``critics``: a key of CRITICS (which discriminators, each with its view); ``k_frames``:
+    the frames D_S sees per clip; ``ema_decay``: the EMA of G (what is shipped)."""
+
+    steps: int
+    batch_size: int
+    critics: str
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    loss: str = "hinge"
+    ema_decay: float = 0.995
+    k_frames: int = K_FRAMES
+
+    def to_dict(self) -> dict:
+        """The stored form, in the key order of the shipped provenance (``betas`` a list)."""
+        return {"steps": self.steps, "batch_size": self.batch_size, "lr_g": self.lr_g, "lr_d": self.lr_d,
+                "betas": list(self.betas), "loss": self.loss, "ema_decay": self.ema_decay, "critics": self.critics,
+                "k_frames": self.k_frames}
+
+
+def config(generator: str, critics: str, profile: str) -> RecipeConfig:
     """cpu: 7 (per-frame) to 20 (DVD-GAN) minutes on one CPU thread per row (generators of width 8, critics of width 16); ci: a smoke run
     (notebooks load the shipped cpu checkpoints in every profile); gpu: wider networks trained 10x longer."""
     width, d_width = {"ci": (4, 4), "cpu": (8, 16), "gpu": (32, 64)}[profile]
-    model = VideoGANConfig(frames=FRAMES, size=SIZE, width=width, d_width=d_width)
-    return {"model": {**asdict(model), "generator": generator},
-            "train": {"steps": {"ci": 4, "cpu": 2500, "gpu": 25000}[profile],
-                      "batch_size": 4 if profile == "ci" else 16, "lr_g": 5e-4, "lr_d": 5e-4, "betas": [0.5, 0.999],
-                      "loss": "hinge", "ema_decay": 0.995, "critics": critics, "k_frames": K_FRAMES}}
+    model = VideoGANSpec(frames=FRAMES, size=SIZE, width=width, d_width=d_width, generator=generator)
+    return RecipeConfig(model, VideoGANTrain(steps={"ci": 4, "cpu": 2500, "gpu": 25000}[profile],
+                                             batch_size=4 if profile == "ci" else 16, critics=critics))
 
 
 def build(model_config: dict) -> nn.Module:
@@ -75,23 +104,22 @@ def make_critics(names: tuple[str, ...], cfg: VideoGANConfig, k: int) -> tuple[d
     return nets, critics
 
 
-def _train(name: str, G: nn.Module, config: dict, job):
-    t = config["train"]
+def _train(name: str, G: nn.Module, config: RecipeConfig, job):
+    t = config.train
     cfg = G.config
-    nets, critics = make_critics(CRITICS[t["critics"]], cfg, t["k_frames"])
-    betas = tuple(t["betas"])
+    nets, critics = make_critics(CRITICS[t.critics], cfg, t.k_frames)
     nets = {k: v.to(job.device) for k, v in nets.items()}
-    opts = {k: torch.optim.Adam(v.parameters(), t["lr_d"], betas=betas) for k, v in nets.items()}
-    state = gan_state(G, nets, torch.optim.Adam(G.parameters(), t["lr_g"], betas=betas), opts,
-                      ema_decay=t["ema_decay"])
-    step = make_gan_step(GANStepConfig(loss=t["loss"], z_dim=cfg.z_dim), critics=critics)
+    opts = {k: torch.optim.Adam(v.parameters(), t.lr_d, betas=t.betas) for k, v in nets.items()}
+    state = gan_state(G, nets, torch.optim.Adam(G.parameters(), t.lr_g, betas=t.betas), opts, ema_decay=t.ema_decay)
+    step = make_gan_step(GANStepConfig(loss=t.loss, z_dim=cfg.z_dim), critics=critics)
+
     def data(i: int) -> torch.Tensor:                # step i's fresh clips, in [-1, 1] (exact resume)
-        b = t["batch_size"]
+        b = t.batch_size
         return moving_digits("train", b, start=i * b, frames=FRAMES, size=SIZE, digits=1, seed=job.seed).videos * 2 - 1
 
-    return fit(state, step, data, t["steps"],
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t["steps"] // 10, 1),
-               resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
+    return fit(state, step, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
+               progress=job.progress, desc=name)
 
 
 @lru_cache(maxsize=2)
