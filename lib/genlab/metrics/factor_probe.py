@@ -15,7 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.metrics.fid import feature_space
 from genlab.nn.eval_mode import evaluating
+from genlab.nn.latent import mix_layers
+from genlab.worlds.faces import FACTOR_NAMES
 
 #: factor groups, by name in genlab.worlds.faces.FACTOR_NAMES
 POSE = ("yaw", "pitch", "roll")
@@ -24,7 +27,6 @@ COLOUR = ("skin_tone", "hair_hue", "hair_lightness", "eye_hue", "bg_hue")
 
 def regressor(device: torch.device | str = "cpu") -> nn.Module:
     """The shipped face regressor (frozen, eval mode)."""
-    from genlab.metrics.fid import feature_space
     return feature_space("faces", device).net
 
 
@@ -45,7 +47,6 @@ def follow_share(f_mix: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tensor) -> t
 
 def group_share(share: torch.Tensor, names: tuple[str, ...]) -> float:
     """Mean share over the named factors."""
-    from genlab.worlds.faces import FACTOR_NAMES
     return float(torch.stack([share[FACTOR_NAMES.index(n)] for n in names]).mean())
 
 
@@ -55,8 +56,6 @@ def mixing_shares(G: nn.Module, layers_from_b: range, n: int = 500, *, seed: int
     """(N_FACTORS,) shares of each factor that follow B when B supplies the styles of ``layers_from_b`` (style input
     indices, e.g. range(0, 4) = the 4x4 and 8x8 layers) and A all others. Noise maps are shared by A, B and the mix,
     so only the styles differ."""
-    from genlab.nn.latent import mix_layers
-
     g = torch.Generator().manual_seed(seed)
     with evaluating(G):
         dev = next(G.parameters()).device

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.metrics.fid import feature_space
 from genlab.nn.eval_mode import evaluating
 
 
@@ -24,8 +25,6 @@ def perceptual_path_length(G: nn.Module, n: int = 1000, *, space: str | nn.Modul
 
     Repeatable: z, t and the noise come from a generator seeded with ``seed``; G is used in eval mode.
     """
-    from genlab.metrics.fid import feature_space
-
     if getattr(G, "mapping", None) is None:
         raise ValueError("perceptual_path_length needs a generator with a mapping network (a W space): "
                          "StyleGAN configs C-F or StyleGAN2")

@@ -8,7 +8,10 @@ import io
 import numpy as np
 import torch
 
+from genlab.nn.latent import mix_styles, truncate
 from genlab.viz.pictures import image_grid, to_uint8_hwc
+from genlab.worlds.faces import FACTORS, neutral_factors, render_faces
+
 
 def image_browser(images: torch.Tensor, labels=None, *, value_range: tuple[float, float] | None = (0.0, 1.0),
                   height: int = 160):
@@ -68,8 +71,6 @@ def face_editor(resolution: int = 128, **initial):
     import ipywidgets as widgets
     from PIL import Image
 
-    from genlab.worlds.faces import FACTORS, neutral_factors, render_faces
-
     seed = initial.pop("detail_seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"detail_seed must be an int >= 0, got {seed!r}")
@@ -110,8 +111,6 @@ def style_explorer(G, *, seed_a: int = 0, seed_b: int = 1, psi: float = 1.0, cro
     """
     import ipywidgets as widgets
     from PIL import Image
-
-    from genlab.nn.latent import mix_styles, truncate
 
     if getattr(G, "mapping", None) is None:
         raise ValueError("style_explorer needs a generator with a mapping network (StyleGAN configs C-F, StyleGAN2)")
