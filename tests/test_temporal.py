@@ -54,6 +54,8 @@ def test_crops_hold_the_digit_and_coherency_reads_labels(clips):
 
     labels, conf = frame_predictions(Oracle(), clips.videos[:4], sprite_size(32))
     assert labels.shape == (4, 16) and (labels == 0).all() and per_frame_confidence(conf).shape == (16,)
+    blank, conf0 = frame_predictions(Oracle(), torch.zeros(2, 16, 1, 32, 32), sprite_size(32))
+    assert (blank == -1).all() and (conf0 == 0).all() and identity_coherency(blank) == 0.0   # no object, no identity
 
 
 def test_wrong_shapes_fail_clearly():

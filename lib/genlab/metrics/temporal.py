@@ -13,7 +13,7 @@ or loads anything.
 * :func:`frozen_fraction` -- the share of clips whose mean absolute frame-to-frame change is below ``tol``.
 * :func:`crop_objects` / :func:`frame_predictions` / :func:`identity_coherency` -- a classifier (e.g. the shipped
   digit classifier) reads the object around each frame's centre; coherency = the mean share of a clip's frames whose
-  label is the clip's most common label (1: the identity never changes).
+  label is the clip's most common label (1: the identity never changes; empty frames never count).
 * :func:`per_frame_confidence` -- the classifier's mean confidence at each frame index (T,): quality against time,
   for drift past the training length.
 * :func:`loop_score` -- the largest mean cosine similarity between frames ``lag >= min_lag`` apart (mean-subtracted):
@@ -92,19 +92,26 @@ def crop_objects(clips: torch.Tensor, window: int, out: int = 28) -> torch.Tenso
 
 
 @torch.no_grad()
-def frame_predictions(classifier: nn.Module, clips: torch.Tensor, window: int,
+def frame_predictions(classifier: nn.Module, clips: torch.Tensor, window: int, *, min_ink: float = 0.02,
                       batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """The classifier's label and confidence (max softmax) for the object in every frame -> (B, T) int64, (B, T)."""
+    """The classifier's label and confidence (max softmax) for the object in every frame -> (B, T) int64, (B, T).
+
+    A frame whose crop holds almost nothing (mean intensity below ``min_ink``; a real 14-px digit's crop averages
+    about 0.1) shows no object: label -1, confidence 0 -- classifiers are often confident on a black square.
+    """
     crops = crop_objects(clips, window).flatten(0, 1)
     probs = batched(lambda x: torch.softmax(classifier(x).float(), 1), crops, batch_size=batch_size, module=classifier)
     conf, label = probs.max(1)
+    empty = crops.mean((1, 2, 3)) < min_ink
+    label, conf = torch.where(empty, -1, label), torch.where(empty, 0.0, conf)
     return label.view(clips.shape[:2]), conf.view(clips.shape[:2])
 
 
 def identity_coherency(labels: torch.Tensor) -> float:
-    """Mean over clips of the share of frames whose label is the clip's most common one; labels (B, T)."""
+    """Mean over clips of the share of frames whose label is the clip's most common one; labels (B, T), -1 = no
+    object (never coherent: a clip of empty frames scores 0)."""
     mode = labels.mode(dim=1).values
-    return float((labels == mode[:, None]).float().mean())
+    return float(((labels == mode[:, None]) & (labels >= 0)).float().mean())
 
 
 def per_frame_confidence(confidence: torch.Tensor) -> torch.Tensor:
