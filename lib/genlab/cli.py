@@ -86,8 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=int, default=1)
     g.add_argument("--timeout", type=float, default=600)
     g.add_argument("--memory-mb", type=int, default=4096)
-    g.add_argument("--instructor", default=None,
-                   help="folder (or notebook) of instructor notebooks (default: $GENLAB_INSTRUCTOR, else notebooks/)")
+    g.add_argument("--instructor", action="extend", nargs="+", default=None, metavar="PATH",
+                   help="instructor notebooks: folders or .ipynb files, one or several (default: $GENLAB_INSTRUCTOR, "
+                        "else the course's notebooks/)")
+    g.add_argument("--student-from", choices=("auto", "folder", "stem"), default="auto",
+                   help="label of a notebook argument in the gradebook: its folder's name (submissions/<student>/"
+                        "NN.ipynb), its file name, or auto (the folder when several files share a name)")
     g.set_defaults(func=_grade)
     return p
 

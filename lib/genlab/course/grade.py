@@ -31,7 +31,7 @@ and 1.3 GB after running notebook 00 in the ci profile, so the default 4096 MB l
 sandbox keeps threads and malloc arenas, which also count, small. We keep RLIMIT_AS rather than cgroups because it
 needs no privileges and works the same on every Linux (and is inherited by the kernel for free).
 
-Outputs in ``DIR``: ``grades.csv`` (submission, notebook, points, max_points, status), ``grades.json`` (per-test
+Outputs in ``DIR``: ``grades.csv`` (submission, notebook, points, max_points, status, path), ``grades.json`` (per-test
 detail, errors per cell, the sandbox actually obtained, peak memory), ``feedback/<submission>.md`` per student and
 ``executed/<submission>/<notebook>.ipynb`` (the run, for audit: it contains the hidden tests, so hand students their
 feedback file only). Submissions are only read, never written.
@@ -95,7 +95,7 @@ __genlab_guard__ = __genlab_make_guard()
 del __genlab_make_guard
 '''
 STATUSES = ("ok", "timeout", "memory", "crashed", "invalid")
-CSV_COLUMNS = ("submission", "notebook", "points", "max_points", "status")
+CSV_COLUMNS = ("submission", "notebook", "points", "max_points", "status", "path")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d+\], line (\d+)")
 
@@ -164,7 +164,7 @@ class SubmissionResult:
 
     def row(self) -> dict:
         return {"submission": self.submission, "notebook": self.notebook, "points": f"{self.points:g}",
-                "max_points": f"{self.max_points:g}", "status": self.status}
+                "max_points": f"{self.max_points:g}", "status": self.status, "path": self.path}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -182,11 +182,23 @@ class _Job:
     result: SubmissionResult | None = None
 
 
-def load_instructor(paths: list[str | Path] | None = None) -> dict[str, Exercises]:
-    """Exercises of each instructor notebook that has test cells, by notebook name (default: the course's)."""
+def load_instructor(paths: str | Path | list[str | Path] | None = None) -> dict[str, Exercises]:
+    """Exercises of each instructor notebook that has test cells, by notebook name.
+
+    paths: one or several instructor folders (their ``NN_topic.ipynb``) or notebooks; default: the course's
+    notebooks/. A path that does not exist raises FileNotFoundError naming it and what to pass instead.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
     files: list[Path] = []
-    for p in (paths or [course_notebooks()]):
-        p = Path(p)
+    if not paths:
+        files = course_notebooks()
+    for p in paths or []:
+        p = Path(p).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"instructor notebooks not found at {p}: pass --instructor FOLDER (the folder of "
+                                    "the instructor notebooks NN_topic.ipynb, e.g. the course's notebooks/) or "
+                                    "--instructor NOTEBOOK.ipynb, once per folder or notebook")
         files += course_notebooks(p) if p.is_dir() else [p]
     out = {}
     for f in files:
@@ -198,9 +210,20 @@ def load_instructor(paths: list[str | Path] | None = None) -> dict[str, Exercise
     return out
 
 
-def expand_submissions(submissions: list[str | Path]) -> list[tuple[str, Path]]:
-    """(label, notebook path) per notebook: a file is its own submission (label: its stem); a folder is one
-    student's submission (label: the folder name) with every ``*.ipynb`` under it (checkpoints excluded)."""
+STUDENT_FROM = ("auto", "folder", "stem")
+
+
+def expand_submissions(submissions: list[str | Path], student_from: str = "auto") -> list[tuple[str, Path]]:
+    """(label, notebook path) per notebook. A folder argument is one student's submission (label: the folder name)
+    with every ``*.ipynb`` under it (checkpoints excluded). A notebook argument is labelled by ``student_from``:
+    "folder" -- its folder's name (``submissions/<student>/00_tour.ipynb``); "stem" -- its file name; "auto" -- the
+    folder's name when several notebook arguments share a file name (students upload the same file), else the stem.
+    Labels are unique: a clash gets -2, -3, ... only when two arguments would otherwise share one."""
+    if student_from not in STUDENT_FROM:
+        raise ValueError(f"student_from must be one of {STUDENT_FROM}, got {student_from!r}")
+    files = [Path(s) for s in submissions if not Path(s).is_dir()]
+    stems = [f.stem for f in files]
+    by_folder = student_from == "folder" or (student_from == "auto" and len(set(stems)) < len(stems))
     items = []
     for s in submissions:
         p = Path(s)
@@ -208,7 +231,7 @@ def expand_submissions(submissions: list[str | Path]) -> list[tuple[str, Path]]:
             nbs = sorted(f for f in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in f.parts)
             items += [(p.resolve().name, f) for f in nbs] or [(p.resolve().name, p)]
         else:
-            items.append((p.stem, p))
+            items.append((p.resolve().parent.name if by_folder else p.stem, p))
     # labels become file names: make them safe, and unique per command-line argument
     used: dict[str, str] = {}
     out = []
@@ -451,8 +474,8 @@ def _score(res: SubmissionResult, run: ConfinedRun, plan: dict, tokens: dict, ex
 
 
 def grade(submissions: list[str | Path], out: str | Path, instructor: list[str | Path] | None = None,
-          config: GradeConfig | None = None, progress: Callable[[SubmissionResult], None] | None = None
-          ) -> list[SubmissionResult]:
+          config: GradeConfig | None = None, progress: Callable[[SubmissionResult], None] | None = None,
+          student_from: str = "auto") -> list[SubmissionResult]:
     """Grade every submission; write ``out``/grades.csv, grades.json, feedback/, executed/. Returns the rows.
 
     submissions: notebooks, or folders of notebooks (one student each). instructor: notebooks or folders (default:
@@ -462,7 +485,7 @@ def grade(submissions: list[str | Path], out: str | Path, instructor: list[str |
     inst = load_instructor(instructor)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [_Job(label, path) for label, path in expand_submissions(submissions)]
+    jobs = [_Job(label, path) for label, path in expand_submissions(submissions, student_from)]
     if not jobs:
         raise ValueError("no submissions to grade")
     for job in jobs:
@@ -579,6 +602,8 @@ def main(args: argparse.Namespace) -> int:
     """
     instructor = getattr(args, "instructor", None) or (
         os.environ["GENLAB_INSTRUCTOR"].split(os.pathsep) if os.environ.get("GENLAB_INSTRUCTOR") else None)
+    if isinstance(instructor, (str, Path)):
+        instructor = [instructor]
     config = GradeConfig(timeout=args.timeout, memory_mb=args.memory_mb, jobs=args.jobs)
 
     def show(r: SubmissionResult) -> None:
@@ -586,7 +611,8 @@ def main(args: argparse.Namespace) -> int:
               + (f"  {r.message}" if r.message and r.status != "ok" else ""), flush=True)
 
     try:
-        results = grade(args.submissions, args.out, instructor, config, progress=show)
+        results = grade(args.submissions, args.out, instructor, config, progress=show,
+                        student_from=getattr(args, "student_from", "auto"))
     except (ValueError, FileNotFoundError) as e:
         print(f"genlab grade: {e}", file=sys.stderr)
         return 1
