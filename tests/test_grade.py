@@ -284,7 +284,8 @@ def test_gradebook_files(batch):
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(batch["results"])
     assert {"submission": "hang", "notebook": "01_squares", "points": "2", "max_points": "3",
-            "status": "timeout"} in rows
+            "status": "timeout"} in [{k: v for k, v in r.items() if k != "path"} for r in rows]
+    assert all(Path(r["path"]).exists() for r in rows)                  # each row says which file it graded
     doc = json.loads((out / "grades.json").read_text())
     assert doc["instructor"]["01_squares"]["written_answers"] == ["why_mean"]
     hang = next(s for s in doc["submissions"] if s["submission"] == "hang")
@@ -375,9 +376,10 @@ def test_grade_command_writes_the_gradebook(tmp_path, monkeypatch):
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows == [
-        {"submission": "corrupt", "notebook": "", "points": "0", "max_points": "0", "status": "invalid"},
+        {"submission": "corrupt", "notebook": "", "points": "0", "max_points": "0", "status": "invalid",
+         "path": str(FIXTURES / "corrupt.ipynb")},
         {"submission": "01_squares_alice", "notebook": "01_squares", "points": "0", "max_points": "3",
-         "status": "invalid"},
+         "status": "invalid", "path": str(junk)},
     ]
     assert "not a notebook" in (out / "feedback" / "01_squares_alice.md").read_text()
     monkeypatch.setenv("GENLAB_INSTRUCTOR", str(tmp_path / "nowhere"))

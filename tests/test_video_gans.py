@@ -91,3 +91,25 @@ def test_video_recipes_train_in_the_ci_profile(name, tmp_path):
     G = train_recipe(name, setup("ci", 0), out=tmp_path, progress=False)
     assert G(torch.randn(2, G.config.z_dim)).shape == (2, 16, 1, 32, 32)
     assert (tmp_path / name / "ci" / "last.pt").exists()
+
+
+def test_dvdgan_trains_on_a_folder_of_your_videos(tmp_path):
+    """The real-video path: clips from video files (PyAV) train DVD-GAN-lite in RGB; a 64x64 generator exists."""
+    from genlab.config import setup
+    from genlab.data.videos import VideoFolderError, write_video
+    from genlab.worlds.moving_digits import moving_digits
+    from genlab.zoo.videogan import train_on_video_folder
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i, clip in enumerate(moving_digits("test", 2, frames=32, size=32).videos):
+        write_video(folder / f"v{i}.mp4", clip)
+    G = train_on_video_folder(folder, setup("ci", 0), out=tmp_path / "runs", progress=False)
+    assert G.config.channels == 3 and G(torch.randn(2, G.config.z_dim)).shape == (2, 16, 3, 32, 32)
+    assert (tmp_path / "runs" / "dvdgan_folder32" / "ci" / "last.pt").exists()
+    with pytest.raises(VideoFolderError, match="does not exist"):
+        train_on_video_folder(tmp_path / "missing", setup("ci", 0), out=tmp_path / "runs")
+    big = RecurrentGenerator(VideoGANConfig(size=64, channels=3, width=4)).eval()
+    assert big(torch.randn(1, 64), frames=3).shape == (1, 3, 3, 64, 64)
+    with pytest.raises(ValueError, match="32x32"):
+        SingleZGenerator(VideoGANConfig(size=64))

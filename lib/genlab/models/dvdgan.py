@@ -49,7 +49,8 @@ def pixel_ratio(frames: int, size: int, k: int, factor: int = 2) -> float:
 
 
 class RecurrentGenerator(nn.Module):
-    """z (B, z_dim) -> clip (B, T, C, 32, 32) in [-1, 1], any T (default config.frames); ``noise``: the per-frame
+    """z (B, z_dim) -> clip (B, T, C, S, S) in [-1, 1], S = config.size (32 or 64), any T (default config.frames);
+    ``noise``: the per-frame
     noise maps (None: global RNG; a torch.Generator; or a tensor (B, T, eps_dim, 8, 8))."""
 
     def __init__(self, config: VideoGANConfig | None = None):
@@ -62,11 +63,13 @@ class RecurrentGenerator(nn.Module):
                                      nn.Conv2d(4 * w, 4 * w, 3, 1, 1, bias=False), nn.BatchNorm2d(4 * w),
                                      nn.ReLU(True))                                         # z -> (B, 4w, 8, 8)
         self.gru = ConvGRUCell(4 * w + c.eps_dim, self.hidden)
+        extra = [nn.ConvTranspose2d(w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True)] \
+            if c.size == 64 else []                                                                            # 64
         self.decode = nn.Sequential(
             nn.BatchNorm2d(self.hidden), nn.ReLU(True),
             nn.ConvTranspose2d(self.hidden, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(True),  # 16
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),                # 32
-            nn.Conv2d(w, c.channels, 3, 1, 1), nn.Tanh())
+            *extra, nn.Conv2d(w, c.channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, frames: int | None = None, noise=None) -> torch.Tensor:
         c = self.config
@@ -83,17 +86,18 @@ class RecurrentGenerator(nn.Module):
 
 
 class SpatialDiscriminator(nn.Module):
-    """D_S: frames (B, k, C, 32, 32) in [-1, 1] -> (B,) = the sum of each frame's score (a 2-D conv critic with
-    spectral norm: 32 -> 16 -> 8 -> 4 -> one logit)."""
+    """D_S: frames (B, k, C, S, S) in [-1, 1], S = ``size`` (32 or 64) -> (B,) = the sum of each frame's score (a 2-D
+    conv critic with spectral norm: S -> S/2 -> S/4 -> S/8 -> one logit)."""
 
-    def __init__(self, channels: int = 1, width: int = 16):
+    def __init__(self, channels: int = 1, width: int = 16, size: int = 32):
         super().__init__()
         w, self.channels = width, channels
+        cells = (size // 8) ** 2
         self.net = nn.Sequential(
             spectral_norm(nn.Conv2d(channels, w, 4, 2, 1)), nn.LeakyReLU(0.2, True),
             spectral_norm(nn.Conv2d(w, 2 * w, 4, 2, 1)), nn.LeakyReLU(0.2, True),
             spectral_norm(nn.Conv2d(2 * w, 4 * w, 4, 2, 1)), nn.LeakyReLU(0.2, True),
-            nn.Flatten(), spectral_norm(nn.Linear(4 * w * 16, 1)))
+            nn.Flatten(), spectral_norm(nn.Linear(4 * w * cells, 1)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         check_video(frames, "SpatialDiscriminator (k frames per clip)", channels=self.channels)

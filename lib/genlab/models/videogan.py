@@ -26,7 +26,8 @@ from genlab.tensors import check_latent, check_video
 
 @dataclass
 class VideoGANConfig:
-    """frames: T of the single-z generator (fixed) and the default length of the others; size: H = W (32);
+    """frames: T of the single-z generator (fixed) and the default length of the others; size: H = W (32; the
+    recurrent generator of genlab.models.dvdgan also makes 64);
     z_dim: latent size (the motion-content generator splits it into content_dim + the GRU's initial state);
     width: channels of the generators' last hidden layer (doubled per halving of the size); d_width: the critic's
     first layer; content_dim, eps_dim: MoCoGAN's content code and per-frame noise sizes."""
@@ -41,9 +42,9 @@ class VideoGANConfig:
     eps_dim: int = 8
 
     def __post_init__(self):
-        if self.size != 32 or self.frames < 2 or self.frames % 8:
-            raise ValueError(f"video GANs here make 32x32 clips of a multiple of 8 frames, got size={self.size}, "
-                             f"frames={self.frames}")
+        if self.size not in (32, 64) or self.frames < 2 or self.frames % 8:
+            raise ValueError(f"video GANs here make 32x32 (or 64x64) clips of a multiple of 8 frames, got "
+                             f"size={self.size}, frames={self.frames}")
         if not 0 < self.content_dim < self.z_dim:
             raise ValueError(f"content_dim must be in (0, z_dim), got {self.content_dim} of {self.z_dim}")
 
@@ -70,6 +71,8 @@ class SingleZGenerator(nn.Module):
     def __init__(self, config: VideoGANConfig | None = None):
         super().__init__()
         self.config = c = config or VideoGANConfig()
+        if c.size != 32:
+            raise ValueError(f"SingleZGenerator makes 32x32 clips, got size={c.size}")
         w = c.width
         self.t0 = c.frames // 8
         self.project = nn.Sequential(nn.Linear(c.z_dim, 8 * w * self.t0 * 16, bias=False),
@@ -113,6 +116,8 @@ class MotionContentGenerator(nn.Module):
     def __init__(self, config: VideoGANConfig | None = None):
         super().__init__()
         self.config = c = config or VideoGANConfig()
+        if c.size != 32:
+            raise ValueError(f"MotionContentGenerator makes 32x32 clips, got size={c.size}")
         self.motion_dim = c.z_dim - c.content_dim
         self.gru = nn.GRUCell(c.eps_dim, self.motion_dim)
         self.frame = FrameGenerator(c.z_dim, c.width, c.channels)

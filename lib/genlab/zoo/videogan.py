@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -23,10 +24,12 @@ from torch import nn
 from genlab.metrics.fid import features, fid
 from genlab.models.dvdgan import RecurrentGenerator, SpatialDiscriminator, pool_clip, random_frames
 from genlab.models.videogan import MotionContentGenerator, SingleZGenerator, VideoDiscriminator, VideoGANConfig
+from genlab.config import setup
+from genlab.data.videos import video_folder
 from genlab.nn.inference import generate
-from genlab.train import Critic, GANStepConfig, fit, gan_state, make_gan_step
+from genlab.train import Critic, GANStepConfig, StepBatches, fit, gan_state, make_gan_step, prepare_model
 from genlab.worlds.moving_digits import moving_digits
-from genlab.zoo.registry import Recipe, RecipeConfig
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 
 FRAMES, SIZE, N_EVAL, K_FRAMES = 16, 32, 500, 4
 GENERATORS = {"single_z": SingleZGenerator, "per_frame": MotionContentGenerator, "recurrent": RecurrentGenerator}
@@ -91,20 +94,21 @@ def make_critics(names: tuple[str, ...], cfg: VideoGANConfig, k: int) -> tuple[d
     nets, critics = {}, []
     for name in names:
         if name == "D":
-            nets[name] = VideoDiscriminator(cfg.channels, cfg.d_width, SIZE, FRAMES)
+            nets[name] = VideoDiscriminator(cfg.channels, cfg.d_width, cfg.size, cfg.frames)
             critics.append(Critic(name, loss="hinge"))
         elif name == "D_S":
-            nets[name] = SpatialDiscriminator(cfg.channels, cfg.d_width)
+            nets[name] = SpatialDiscriminator(cfg.channels, cfg.d_width, cfg.size)
             critics.append(Critic(name, view=lambda x, batch: random_frames(x, k), loss="hinge"))
         elif name == "D_T":
-            nets[name] = VideoDiscriminator(cfg.channels, cfg.d_width, SIZE // 2, FRAMES)
+            nets[name] = VideoDiscriminator(cfg.channels, cfg.d_width, cfg.size // 2, cfg.frames)
             critics.append(Critic(name, view=lambda x, batch: pool_clip(x, 2), loss="hinge"))
         else:
             raise ValueError(f"unknown critic {name!r}: D, D_S or D_T")
     return nets, critics
 
 
-def _train(name: str, G: nn.Module, config: RecipeConfig, job):
+def _train(name: str, G: nn.Module, config: RecipeConfig, job, clips: torch.Tensor | None = None):
+    """Fit G against the recipe's critics on fresh moving-digits clips, or on ``clips`` (N, T, C, S, S) in [0, 1]."""
     t = config.train
     cfg = G.config
     nets, critics = make_critics(CRITICS[t.critics], cfg, t.k_frames)
@@ -116,6 +120,9 @@ def _train(name: str, G: nn.Module, config: RecipeConfig, job):
     def data(i: int) -> torch.Tensor:                # step i's fresh clips, in [-1, 1] (exact resume)
         b = t.batch_size
         return moving_digits("train", b, start=i * b, frames=FRAMES, size=SIZE, digits=1, seed=job.seed).videos * 2 - 1
+
+    if clips is not None:
+        data = StepBatches(clips * 2 - 1, batch_size=t.batch_size, seed=job.seed)
 
     return fit(state, step, data, t.steps, device=job.device, checkpoint=job.checkpoint,
                checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
@@ -148,3 +155,26 @@ DVDGAN = _recipe("dvdgan_digits", "DVD-GAN-lite: ConvGRU generator vs D_S (4 ran
 DVDGAN_DS = _recipe("dvdgan_digits_ds", "DVD-GAN-lite generator vs D_S only (4 random frames)", "recurrent", "spatial")
 DVDGAN_DT = _recipe("dvdgan_digits_dt", "DVD-GAN-lite generator vs D_T only (the clip pooled 2x2)", "recurrent",
                     "temporal")
+
+
+def train_on_video_folder(folder, run=None, *, size: int | None = None, out="runs", resume: bool = True,
+                          progress: bool = True) -> nn.Module:
+    """Train DVD-GAN-lite (ConvGRU generator, D_S + D_T) of ``run``'s profile on your videos and return its EMA
+    generator in eval mode: every non-overlapping 16-frame clip of every video under ``folder``
+    (:func:`genlab.data.video_folder`, RGB), at ``size`` x ``size`` (default 64 in the gpu profile, else 32).
+    Checkpoints go to ``out/dvdgan_folder{size}/PROFILE/last.pt`` (an interrupted run resumes); nothing is shipped."""
+    run = run if run is not None else setup("auto", 0)
+    size = size or (64 if run.profile == "gpu" else 32)
+    if size not in (32, 64):
+        raise ValueError(f"size must be 32 or 64, got {size!r}")
+    clips = video_folder(folder, frames=FRAMES, size=size)        # fails early and clearly on a bad folder
+    base = config("recurrent", "dual", run.profile)
+    config_ = RecipeConfig(VideoGANSpec(**{**base.as_dict()["model"], "size": size, "channels": 3}), base.train)
+    name = f"dvdgan_folder{size}"
+    job = TrainJob(profile=run.profile, device=run.device, seed=run.seed,
+                   command=f"train_on_video_folder({str(folder)!r}, size={size})",
+                   data=f"{len(clips)} clips of {FRAMES} frames from the videos under {Path(folder).expanduser()}",
+                   checkpoint=Path(out) / name / run.profile / "last.pt", resume=resume, progress=progress)
+    G = prepare_model(build(config_.as_dict()["model"]), job.device)
+    state = _train(name, G, config_, job, clips)
+    return (state.ema.module if state.ema is not None else G).eval()
