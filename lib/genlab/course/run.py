@@ -62,8 +62,9 @@ def default_notebooks(root: str | os.PathLike = REPO_ROOT) -> list[Path]:
 
 
 def resolve_notebooks(paths: list[str | os.PathLike] | None) -> list[Path]:
-    """Absolute paths of the notebooks to run (the course's notebooks when ``paths`` is empty); :class:`UsageError`
-    for a missing file, a file that is not ``.ipynb``, or two notebooks whose outputs would share a name."""
+    """Absolute paths of the notebooks to run (the course's notebooks when ``paths`` is empty). A relative path that is
+    not found from the current folder is looked up from the repository root, so the README's commands work from any
+    folder. :class:`UsageError` for a missing file, a file that is not ``.ipynb``, or two notebooks whose outputs would share a name."""
     if not paths:
         found = default_notebooks()
         if not found:
@@ -72,7 +73,10 @@ def resolve_notebooks(paths: list[str | os.PathLike] | None) -> list[Path]:
         return found
     out: list[Path] = []
     for p in paths:
-        path = Path(p).expanduser().resolve()
+        path = Path(p).expanduser()
+        if not path.is_file() and not path.is_absolute() and (REPO_ROOT / path).is_file():
+            path = REPO_ROOT / path                  # "notebooks/00_tour.ipynb" works from any folder
+        path = path.resolve()
         if not path.is_file():
             raise UsageError(f"notebook {p} does not exist (run `genlab run` without arguments to run every "
                              f"notebook in {REPO_ROOT / 'notebooks'})")
