@@ -12,8 +12,8 @@ The ``meta`` block is the provenance stylegan2-ada and the UvA tutorials keep wi
 made (config, command, seed, commit, data) and what it scored (metrics), so a number can be traced to its run.
 
 Shipped checkpoints live in ``data/checkpoints/<name>.pt`` with a human-readable ``<name>.json`` beside it (the same
-provenance, plus the machine). This module is file I/O only: building the model of a shipped checkpoint is the zoo's
-job (:func:`genlab.zoo.load_pretrained`); a missing file names the exact command that retrains it
+provenance, plus the machine). This module holds no model code: :func:`load_model` rebuilds a shipped checkpoint's network
+with a builder the caller passes (:func:`genlab.zoo.load_pretrained` passes the recipe's); a missing file names the exact command that retrains it
 (``genlab train NAME --ship``).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ class Checkpoint:
 
     states: name -> state dict (``"model"`` for the network; training checkpoints add ``"optimizer"``, ``"ema"``, ...)
     meta: the provenance block (config, metrics, seed, command, commit, data, train_seconds, torch, date, ...)
-    model: the network built from ``meta["config"]`` with the weights loaded (only from :func:`genlab.zoo.load_pretrained`)
+    model: the network built from ``meta["config"]`` with the weights loaded (only from :func:`load_model`)
     """
 
     path: Path
@@ -270,3 +270,22 @@ def read_provenance(name: str) -> dict[str, Any]:
                                       f"`git checkout -- data/checkpoints/{name}.json` or retrain with "
                                       f"`{retrain_command(name)}`")
     return json.loads(path.read_text())
+
+
+def load_model(name: str, build: Callable[[dict], nn.Module],
+               map_location: str | torch.device | None = "cpu") -> Checkpoint:
+    """The shipped checkpoint ``name`` with its network rebuilt by ``build(config["model"])`` (``.model``, eval mode).
+
+    The caller says how to build the network (the zoo passes the recipe's ``build``, the FID table a model builder), so
+    this module needs no model code. A missing or damaged file raises :class:`CheckpointError` naming the retrain
+    command and how to restore the shipped file.
+    """
+    fix = (f"retrain it with `{retrain_command(name)}` (see data/checkpoints/{name}.json for the original run), "
+           f"or restore the shipped file with `git checkout -- data/checkpoints/{name}.pt`")
+    ckpt = load_checkpoint(shipped_path(name), map_location, fix=fix)
+    model = build(ckpt.config["model"])
+    model.load_state_dict(ckpt.model_state)
+    if map_location is not None:
+        model.to(map_location)
+    ckpt.model = model.eval()
+    return ckpt

@@ -41,7 +41,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from genlab.checkpoints import load_checkpoint, retrain_command, shipped_path
+from genlab.checkpoints import load_model
 from genlab.models import digit_classifier, face_regressor, video_features
 
 
@@ -105,12 +105,7 @@ def _shipped_space(name: str, device: str) -> FeatureSpace:
         raise ValueError(f"unknown feature space {name!r}: use one of {tuple(SPACES)} or pass an nn.Module with "
                          "num_features")
     spec = SPACES[name]
-    ckpt = load_checkpoint(shipped_path(spec.checkpoint), device,
-                           fix=f"retrain it with `{retrain_command(spec.checkpoint)}`, or restore the shipped file "
-                               f"with `git checkout -- data/checkpoints/{spec.checkpoint}.pt`")
-    net = spec.build(ckpt.config["model"])
-    net.load_state_dict(ckpt.model_state)
-    net = net.to(device).eval()
+    net = load_model(spec.checkpoint, spec.build, device).model
     return FeatureSpace(name, net, spec.width(net), channels=spec.channels, ndim=spec.ndim)
 
 

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from genlab.models.videogan import VideoGANConfig, draw_noise
+from genlab.models.videogan import VideoGANConfig
+from genlab.nn.noise import draw_noise
 from genlab.nn.temporal import ConvGRUCell
 from genlab.tensors import check_latent, check_video
 

@@ -151,7 +151,7 @@ class _PixelCNNCache:
         return t[:, :, r0:r0 + k, c0:c0 + k].flatten(1)
 
     def logits_at(self, i: int, j: int) -> torch.Tensor:
-        m, p, cfg = self.m, self.pad, self.m.config
+        p, cfg = self.pad, self.m.config
         h = F.linear(self._window(self.x, i, j, cfg.first_kernel), *self.first)   # (n, channels)
         for (w, b), a in zip(self.layers, self.a):
             a[:, :, p + i, p + j] = F.relu(h)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from genlab.nn.noise import draw_noise
 from genlab.tensors import check_latent, check_video
 
 
@@ -47,17 +48,6 @@ class VideoGANConfig:
                              f"size={self.size}, frames={self.frames}")
         if not 0 < self.content_dim < self.z_dim:
             raise ValueError(f"content_dim must be in (0, z_dim), got {self.content_dim} of {self.z_dim}")
-
-
-def draw_noise(noise, shape: tuple[int, ...], device, dtype=torch.float32) -> torch.Tensor:
-    """None: torch.randn (global RNG); a torch.Generator: drawn from it (on the CPU, then moved); a tensor: checked."""
-    if noise is None:
-        return torch.randn(shape, device=device, dtype=dtype)
-    if isinstance(noise, torch.Generator):
-        return torch.randn(shape, generator=noise).to(device=device, dtype=dtype)
-    if tuple(noise.shape) != tuple(shape):
-        raise ValueError(f"noise must have shape {tuple(shape)}, got {tuple(noise.shape)}")
-    return noise.to(device=device, dtype=dtype)
 
 
 def _up3d(c_in: int, c_out: int, time: bool = True) -> list[nn.Module]:

@@ -35,8 +35,19 @@ def noise_maps(noise, shapes: list[tuple[int, int, int, int]], device, dtype) ->
     if noise is None:
         return [None] * len(shapes)
     if isinstance(noise, torch.Generator):
-        return [torch.randn(s, generator=noise).to(device=device, dtype=dtype) for s in shapes]
+        return [draw_noise(noise, s, device, dtype) for s in shapes]
     noise = list(noise)
     if len(noise) < len(shapes):
         raise ValueError(f"need {len(shapes)} noise maps (one per layer), got {len(noise)}")
     return noise
+
+
+def draw_noise(noise, shape: tuple[int, ...], device, dtype=torch.float32) -> torch.Tensor:
+    """None: torch.randn (global RNG); a torch.Generator: drawn from it (on the CPU, then moved); a tensor: checked."""
+    if noise is None:
+        return torch.randn(shape, device=device, dtype=dtype)
+    if isinstance(noise, torch.Generator):
+        return torch.randn(shape, generator=noise).to(device=device, dtype=dtype)
+    if tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"noise must have shape {tuple(shape)}, got {tuple(noise.shape)}")
+    return noise.to(device=device, dtype=dtype)

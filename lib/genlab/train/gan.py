@@ -79,15 +79,19 @@ class GANStepConfig:
 
     def r1_weight(self, step: int) -> float:
         """Weight of the mean R1 penalty at 0-based ``step``: gamma/2 * r1_every on multiples of r1_every, else 0."""
-        if self.r1_gamma == 0 or step % self.r1_every:
-            return 0.0
-        return self.r1_gamma / 2 * self.r1_every          # lazy regularisation keeps the average weight gamma/2
+        return lazy_weight(self.r1_gamma / 2, self.r1_every, step)
 
     def pl_step_weight(self, step: int) -> float:
         """Weight of the mean path-length penalty at 0-based ``step``: pl_weight * pl_every on its steps, else 0."""
-        if self.pl_weight == 0 or step % self.pl_every:
-            return 0.0
-        return self.pl_weight * self.pl_every
+        return lazy_weight(self.pl_weight, self.pl_every, step)
+
+
+def lazy_weight(weight: float, every: int, step: int) -> float:
+    """Lazy regularization (StyleGAN2, Sec. 3.1): apply a penalty only on 0-based steps that are multiples of
+    ``every``, weighted ``weight * every`` so that its average strength stays ``weight``; 0 when off (weight 0)."""
+    if weight == 0 or step % every:
+        return 0.0
+    return weight * every
 
 
 def gan_state(G: nn.Module, D: nn.Module | Mapping[str, nn.Module], opt_G: torch.optim.Optimizer,
@@ -136,10 +140,8 @@ class Critic:
         return x if self.view is None else self.view(x, batch)
 
     def r1_weight(self, step: int) -> float:
-        """gamma/2 * r1_every on multiples of r1_every, else 0 (lazy R1 keeps the average weight gamma/2)."""
-        if self.r1_gamma == 0 or step % self.r1_every:
-            return 0.0
-        return self.r1_gamma / 2 * self.r1_every
+        """gamma/2 * r1_every on multiples of r1_every, else 0 (:func:`lazy_weight`)."""
+        return lazy_weight(self.r1_gamma / 2, self.r1_every, step)
 
 
 def critic_step(D: nn.Module, opt_D: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, loss: GANLoss,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -54,8 +55,10 @@ def sprite_size(size: int) -> int:
     return round(size * 28 / 64)
 
 
+@lru_cache(maxsize=4)
 def _sprites(split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The split's MNIST-5k digits resized (area) to the sprite size: (N, s, s) in [0, 1], labels (N,)."""
+    """The split's MNIST-5k digits resized (area) to the sprite size: (N, s, s) in [0, 1], labels (N,); computed once
+    per process (a training loop asks for a few clips every step). Callers only index them (which copies)."""
     x, y = mnist5k(split)
     s = sprite_size(size)
     if s != 28:

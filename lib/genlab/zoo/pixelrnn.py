@@ -119,22 +119,14 @@ def diagonal_bilstm_config(profile: str) -> RecipeConfig:
     return _config(profile, ci_steps=4, cpu_steps=600, gpu_steps=20000)
 
 
-ROW_LSTM_RECIPE = Recipe(
-    name="row_lstm_mnist",
-    summary="PixelRNN Row LSTM on MNIST-5k (256-way softmax); triangular receptive field",
-    build=build_row_lstm, config=row_lstm_config,
-    train=lambda model, config, job: _train(model, config, job, "row_lstm_mnist"),
-    evaluate=_evaluate, metrics={"test_bpd": 0.005, f"test_bpd_first{QUICK_N}": 0.005}, data=DATA, seed=0,
-    ship_dtype=torch.float16,
-    export=_export,
-)
+def _recipe(name: str, summary: str, build, config) -> Recipe:
+    return Recipe(name=name, summary=summary, build=build, config=config,
+                  train=lambda model, cfg, job: _train(model, cfg, job, name), evaluate=_evaluate,
+                  metrics={"test_bpd": 0.005, f"test_bpd_first{QUICK_N}": 0.005}, data=DATA, seed=0,
+                  ship_dtype=torch.float16, export=_export)
 
-DIAGONAL_BILSTM_RECIPE = Recipe(
-    name="diagonal_bilstm_mnist",
-    summary="PixelRNN Diagonal BiLSTM on MNIST-5k (256-way softmax); full causal context",
-    build=build_diagonal_bilstm, config=diagonal_bilstm_config,
-    train=lambda model, config, job: _train(model, config, job, "diagonal_bilstm_mnist"),
-    evaluate=_evaluate, metrics={"test_bpd": 0.005, f"test_bpd_first{QUICK_N}": 0.005}, data=DATA, seed=0,
-    ship_dtype=torch.float16,
-    export=_export,
-)
+
+ROW_LSTM_RECIPE = _recipe("row_lstm_mnist", "PixelRNN Row LSTM on MNIST-5k (256-way softmax); triangular receptive "
+                          "field", build_row_lstm, row_lstm_config)
+DIAGONAL_BILSTM_RECIPE = _recipe("diagonal_bilstm_mnist", "PixelRNN Diagonal BiLSTM on MNIST-5k (256-way softmax); "
+                                 "full causal context", build_diagonal_bilstm, diagonal_bilstm_config)

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, read_provenance, retrain_command,
-                                save_checkpoint, shipped_path, write_provenance)
+from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, load_model, read_provenance,
+                                retrain_command, save_checkpoint, shipped_path, write_provenance)
 from genlab.config import Run, choose_device, setup
 from genlab.paths import sha256
 from genlab.train import cleanup, init_distributed, is_main_process, prepare_model
@@ -28,16 +28,7 @@ def load_pretrained(name: str, map_location: str | torch.device | None = "cpu") 
 
     A missing or damaged file raises :class:`~genlab.checkpoints.CheckpointError` naming the exact retrain command.
     """
-    recipe = get_recipe(name)
-    fix = (f"retrain it with `{retrain_command(name)}` (see data/checkpoints/{name}.json for the original run), "
-           f"or restore the shipped file with `git checkout -- data/checkpoints/{name}.pt`")
-    ckpt = load_checkpoint(shipped_path(name), map_location, fix=fix)
-    model = recipe.build(ckpt.config["model"])
-    model.load_state_dict(ckpt.model_state)
-    if map_location is not None:
-        model.to(map_location)
-    ckpt.model = model.eval()
-    return ckpt
+    return load_model(name, get_recipe(name).build, map_location)
 
 
 def load_or_train(name: str, run: Run, *, retrain: bool = False) -> nn.Module:

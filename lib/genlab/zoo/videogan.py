@@ -14,7 +14,7 @@ FVD) of N_EVAL samples (seed 0) against the first N_EVAL test clips. Small-scale
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,10 +69,8 @@ class VideoGANTrain:
     k_frames: int = K_FRAMES
 
     def to_dict(self) -> dict:
-        """The stored form, in the key order of the shipped provenance (``betas`` a list)."""
-        return {"steps": self.steps, "batch_size": self.batch_size, "lr_g": self.lr_g, "lr_d": self.lr_d,
-                "betas": list(self.betas), "loss": self.loss, "ema_decay": self.ema_decay, "critics": self.critics,
-                "k_frames": self.k_frames}
+        """The stored form (``betas`` a list, as JSON has it)."""
+        return {**asdict(self), "betas": list(self.betas)}
 
 
 def config(generator: str, critics: str, profile: str) -> RecipeConfig:
@@ -169,7 +167,7 @@ def train_on_video_folder(folder, run=None, *, size: int | None = None, out="run
         raise ValueError(f"size must be 32 or 64, got {size!r}")
     clips = video_folder(folder, frames=FRAMES, size=size)        # fails early and clearly on a bad folder
     base = config("recurrent", "dual", run.profile)
-    config_ = RecipeConfig(VideoGANSpec(**{**base.as_dict()["model"], "size": size, "channels": 3}), base.train)
+    config_ = RecipeConfig(replace(base.model, size=size, channels=3), base.train)
     name = f"dvdgan_folder{size}"
     job = TrainJob(profile=run.profile, device=run.device, seed=run.seed,
                    command=f"train_on_video_folder({str(folder)!r}, size={size})",
