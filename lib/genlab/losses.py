@@ -16,6 +16,9 @@ probability, D(x) = sigmoid(l), and the logs are written in their numerically st
 
 :func:`r1_penalty` is the R1 gradient penalty on real data (Mescheder et al. 2018, Eq. 9), used by StyleGAN/StyleGAN2.
 :func:`path_length_penalty` is StyleGAN2's path-length regularizer (Karras et al. 2020, Sec. 3.2, Eq. 4).
+
+Conditional image and video synthesis (pix2pixHD, vid2vid, Everybody Dance Now) add non-adversarial terms:
+:func:`feature_matching` (pix2pixHD Eq. 4), :func:`flow_loss` and :func:`warp_loss` (vid2vid's L_W, Sec. 3.2).
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from genlab.nn.warp import warp
 
 
 class GANLoss(Protocol):
@@ -130,3 +135,42 @@ def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.T
     lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()                      # ||J_w^T y|| per sample
     new_mean = pl_mean.detach().lerp(lengths.detach().mean().to(pl_mean.dtype), decay)   # a += decay (mean - a)
     return (lengths - new_mean).square(), lengths.detach(), new_mean
+
+
+def feature_matching(real_features, fake_features) -> torch.Tensor:
+    """pix2pixHD's feature-matching loss (Wang et al. 2018, Eq. 4), summed over the scales k of a multi-scale D:
+
+        L_FM = sum_k sum_{i=1}^{T} 1/N_i || D_k^(i)(s, x) - D_k^(i)(s, G(s)) ||_1
+
+    over D's intermediate layers i (the logit layer excluded), 1/N_i being the mean over each map's elements.
+    real_features, fake_features: per scale, the list of maps from ``MultiscaleDiscriminator.features`` (the real
+    ones are detached here: this term trains G only). Returns a scalar.
+    """
+    total = None
+    for real_maps, fake_maps in zip(real_features, fake_features):
+        for r, f in zip(real_maps[:-1], fake_maps[:-1]):
+            term = F.l1_loss(f, r.detach())
+            total = term if total is None else total + term
+    if total is None:
+        raise ValueError("feature_matching needs at least one scale with an intermediate layer")
+    return total
+
+
+def flow_loss(flow: torch.Tensor, reference: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """vid2vid's flow term, 1/(T-1) sum_t ||w~_t - w_t||_1: estimated vs reference flow, both (N, 2, H, W) in pixels
+    (genlab.nn.warp convention); ``valid`` (N, 1, H, W) weights pixels (e.g. 1 - occlusion; None: all). Scalar."""
+    err = (flow - reference).abs()
+    if valid is None:
+        return err.mean()
+    return (err * valid).sum() / (valid.sum() * 2).clamp_min(1.0)
+
+
+def warp_loss(previous: torch.Tensor, current: torch.Tensor, flow: torch.Tensor,
+              valid: torch.Tensor | None = None) -> torch.Tensor:
+    """vid2vid's warping term, 1/(T-1) sum_t ||w~_t(x_{t-1}) - x_t||_1: the *real* previous frame warped by the
+    *estimated* flow should be the real current frame. previous, current (N, C, H, W); flow (N, 2, H, W); valid as in
+    :func:`flow_loss`. Scalar."""
+    err = (warp(previous, flow) - current).abs()
+    if valid is None:
+        return err.mean()
+    return (err * valid).sum() / (valid.sum() * current.shape[1]).clamp_min(1.0)

@@ -2,6 +2,8 @@
 
 PSNR(x, y) = 10 log10(MAX^2 / MSE(x, y)) dB, per image, with MAX = 1 for images in [0, 1]; :func:`psnr` averages the
 per-image values (the usual convention of VQ-VAE / codec papers: a mean over images, not the PSNR of the mean MSE).
+:func:`ssim` is the structural similarity of Wang et al. 2004 (Gaussian window 11, sigma 1.5, K1 = 0.01, K2 = 0.03),
+computed by torchmetrics, averaged over images.
 """
 from __future__ import annotations
 
@@ -27,3 +29,12 @@ def psnr_per_image(x: torch.Tensor, y: torch.Tensor, max_value: float = 1.0) -> 
 def psnr(x: torch.Tensor, y: torch.Tensor, max_value: float = 1.0) -> float:
     """The mean over images of :func:`psnr_per_image` (dB)."""
     return float(psnr_per_image(x, y, max_value).mean())
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, max_value: float = 1.0) -> float:
+    """Mean SSIM (Wang et al. 2004) of image batches (B, C, H, W) in [0, max_value], via torchmetrics: 1 for identical
+    images."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    _check(x, y)
+    return float(structural_similarity_index_measure(x.double(), y.double(), data_range=max_value))

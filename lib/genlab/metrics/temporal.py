@@ -18,6 +18,17 @@ or loads anything.
   for drift past the training length.
 * :func:`loop_score` -- the largest mean cosine similarity between frames ``lag >= min_lag`` apart (mean-subtracted):
   near 1 for a clip that repeats itself or stands still, lower for one that keeps moving on.
+
+With a flow field (genlab.nn.warp convention: backward, in pixels) and occlusion masks (B, T, 1, H, W), for
+conditional video synthesis (notebooks 08-10):
+
+* :func:`warp_error` -- temporal warping error (Lai et al. 2018): the mean over t >= 1 and visible pixels of
+  |x_t - warp(x_{t-1}, flow_t)|, flow the *real* video's flow. A video that moves like the real one scores near the
+  real video's own (interpolation) floor; flicker, crawling texture and changing colours raise it.
+* :func:`flicker` -- the warping error of the frames box-blurred 7x7: colour and brightness changes of whole
+  regions, insensitive to fine texture.
+* :func:`tof` -- tOF (Chu et al. 2020, TecoGAN): the mean |OF(x_{t-1}, x_t) - OF(r_{t-1}, r_t)| between the optical
+  flow of the generated and of the real video, both estimated by OpenCV's Farneback (no learnt weights), in pixels.
 """
 from __future__ import annotations
 
@@ -129,3 +140,65 @@ def loop_score(clips: torch.Tensor, min_lag: int = 4) -> float:
     x = x - x.mean(2, keepdim=True)
     x = x / x.norm(dim=2, keepdim=True).clamp_min(1e-8)                          # unit frames
     return max(float((x[:, lag:] * x[:, :-lag]).sum(2).mean()) for lag in range(min_lag, t))
+
+
+def _visible_mean(err: torch.Tensor, visible: torch.Tensor) -> float:
+    return float((err * visible).sum() / (visible.sum() * err.shape[-3]).clamp_min(1.0))
+
+
+def warp_error(clips: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> float:
+    """clips (B, T, C, H, W) in [0, 1]; flow (B, T, 2, H, W) of the real video; occlusion (B, T, 1, H, W) (1 = not
+    visible in frame t - 1) -> mean |x_t - warp(x_{t-1}, flow_t)| over t >= 1 and visible pixels."""
+    from genlab.nn.warp import warp_video
+
+    check_video(clips, "warp_error clips")
+    predicted = warp_video(clips.float(), flow.float())               # (B, T - 1, C, H, W): predictions of x_1..
+    return _visible_mean((clips[:, 1:].float() - predicted).abs(), 1 - occlusion[:, 1:].float())
+
+
+def warp_error_per_frame(clips: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
+    """As :func:`warp_error`, per frame index t = 1..T-1: (T - 1,)."""
+    from genlab.nn.warp import warp_video
+
+    predicted = warp_video(clips.float(), flow.float())
+    err, vis = (clips[:, 1:].float() - predicted).abs(), 1 - occlusion[:, 1:].float()
+    return (err * vis).sum((0, 2, 3, 4)) / (vis.sum((0, 2, 3, 4)) * clips.shape[2]).clamp_min(1.0)
+
+
+def flicker(clips: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor, block: int = 7) -> float:
+    """:func:`warp_error` of the clips box-blurred block x block (stride 1, so the blur commutes with the motion; a
+    pixel counts as visible only if its whole box is, and lies inside the image): region-level colour/brightness flicker, blind to fine texture."""
+    b, t = clips.shape[:2]
+
+    def blur(v: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(v.flatten(0, 1).float(), block, 1, block // 2, count_include_pad=False).unflatten(0, (b, t))
+
+    m = block // 2
+    occ = F.max_pool2d(occlusion.flatten(0, 1).float(), block, 1, m).unflatten(0, (b, t))
+    border = torch.ones_like(occ)
+    border[..., m:occ.shape[-2] - m, m:occ.shape[-1] - m] = 0          # boxes cut by the image border
+    return warp_error(blur(clips), flow, torch.maximum(occ, border))
+
+
+def farneback_flow(clips: torch.Tensor) -> torch.Tensor:
+    """Backward optical flow of each frame to the previous one, estimated by OpenCV's Farneback method on grey frames:
+    clips (B, T, C, H, W) in [0, 1] -> (B, T, 2, H, W) in pixels (flow[:, 0] = 0), genlab.nn.warp convention."""
+    import cv2
+    import numpy as np
+
+    check_video(clips, "farneback_flow clips")
+    grey = clips.float().mean(2).clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()   # (B, T, H, W)
+    out = np.zeros((*grey.shape[:2], 2, *grey.shape[2:]), np.float32)
+    for i in range(grey.shape[0]):
+        for t in range(1, grey.shape[1]):
+            # flow from frame t to frame t - 1: cur(p) ~ prev(p + f(p))
+            f = cv2.calcOpticalFlowFarneback(grey[i, t], grey[i, t - 1], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+            out[i, t] = f.transpose(2, 0, 1)
+    return torch.from_numpy(out)
+
+
+def tof(clips: torch.Tensor, real: torch.Tensor) -> float:
+    """tOF: mean over t >= 1 and pixels of |OF(x) - OF(r)| (end-point distance, pixels) with :func:`farneback_flow`;
+    clips and real (B, T, C, H, W) in [0, 1]. 0 when the generated video moves exactly as the real one."""
+    f, r = farneback_flow(clips), farneback_flow(real)
+    return float((f[:, 1:] - r[:, 1:]).norm(dim=2).mean())

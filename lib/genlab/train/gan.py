@@ -270,7 +270,8 @@ def make_gan_step(config: GANStepConfig,
     Each of the ``d_steps`` critic updates sees the same real batch and fresh fakes (one G pass feeds every critic);
     R1 (if on) is applied on the 0-based steps ``state.step`` that are multiples of ``r1_every``, weighted
     gamma/2 * r1_every. With pl_weight > 0, on the steps that are multiples of pl_every a separate path-length update
-    of G follows (:func:`path_length_step`). ``prepare(state, real) -> real`` runs first.
+    of G follows (:func:`path_length_step`). ``prepare(state, real) -> real`` runs first (e.g. sets a growth stage,
+    resizes or crops the real batch); the rest of the step sees its result in place of the batch's real part.
     Logs: d_loss, d_real, d_fake, g_loss (and r1, pl_penalty, pl_length on the steps they are applied); with several
     critics the critic's name is appended (d_loss_D_S, ...), plus g_loss_NAME per critic and the g_extra terms.
     Under torchrun G and the critics are wrapped in DDP at the first call; critics are called unwrapped in the G step
@@ -297,8 +298,9 @@ def make_gan_step(config: GANStepConfig,
 
     def step_fn(state: TrainState, batch: Any) -> dict[str, torch.Tensor]:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if prepare is not None:
+        if prepare is not None:                          # views, g_input and g_extra see the prepared batch
             real = prepare(state, real)
+            batch = (real, *batch[1:]) if isinstance(batch, (tuple, list)) else real
         nets = players(state)
         G, opt = nets["G"], state.optimizer
         n, device = real.shape[0], real.device

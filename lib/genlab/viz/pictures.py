@@ -185,3 +185,21 @@ def plot_curve(values, *, smoothing: float = 0.0, ax=None, title: str | None = N
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+def flow_to_color(flow: torch.Tensor, max_flow: float | None = None) -> torch.Tensor:
+    """The flow colour wheel (Baker et al. 2011, Middlebury): hue = direction, saturation = speed relative to
+    ``max_flow`` (default: the largest speed in the batch), white = no motion.
+
+    flow (..., 2, H, W) in pixels (dx, dy) -> (..., 3, H, W) RGB in [0, 1]. Direction: hue 0 (red) = flow pointing
+    right (+x), 1/4 turn (yellow-green) = down (+y), and so on round the wheel."""
+    import matplotlib.colors as mcolors
+
+    dx, dy = flow[..., 0, :, :].float(), flow[..., 1, :, :].float()
+    speed = torch.sqrt(dx * dx + dy * dy)
+    top = float(speed.max()) if max_flow is None else float(max_flow)
+    sat = (speed / max(top, 1e-6)).clamp(0, 1)
+    hue = (torch.atan2(dy, dx) / (2 * np.pi)) % 1.0
+    hsv = torch.stack([hue, sat, torch.ones_like(sat)], -1).cpu().numpy()
+    rgb = torch.from_numpy(mcolors.hsv_to_rgb(hsv)).float()                  # (..., H, W, 3)
+    return rgb.movedim(-1, -3)

@@ -51,6 +51,13 @@ RECIPES: dict[str, str] = {
     "dvdgan_digits": "genlab.zoo.videogan:DVDGAN",
     "dvdgan_digits_ds": "genlab.zoo.videogan:DVDGAN_DS",
     "dvdgan_digits_dt": "genlab.zoo.videogan:DVDGAN_DT",
+    "street_segmenter": "genlab.zoo.streets:SEGMENTER",
+    "pix2pixhd_streets": "genlab.zoo.streets:PIX2PIXHD",
+    "vid2vid_streets": "genlab.zoo.streets:VID2VID",
+    "vid2vid_streets_L0": "genlab.zoo.streets:VID2VID_L0",
+    "vid2vid_streets_L1": "genlab.zoo.streets:VID2VID_L1",
+    "vid2vid_streets_nodv": "genlab.zoo.streets:VID2VID_NODV",
+    "vid2vid_streets_noflow": "genlab.zoo.streets:VID2VID_NOFLOW",
 }
 
 
