@@ -3,14 +3,15 @@
 Embedded: :func:`mnist5k` (real MNIST digits), :func:`photo_patches` (natural-image patches from scikit-image's
 sample photos). From a folder you name (never downloaded): :func:`mnist_idx` (MNIST IDX files),
 :func:`image_folder` (png/jpg images), :func:`video_folder` (clips of every video file, decoded by PyAV's
-bundled FFmpeg). Each docstring states the value range and shapes. Procedural worlds with exact
+bundled FFmpeg), :func:`label_video_folder` (Cityscapes-format label maps + frames, with a reference flow). Each docstring states the value range and shapes. Procedural worlds with exact
 ground truth (the parametric faces, the ring of Gaussians) are in :mod:`genlab.worlds`.
 """
 from genlab.data.folders import image_folder, list_images, mnist_idx, read_idx
+from genlab.data.label_videos import label_video_folder, write_label_video
 from genlab.data.mnist import mnist5k
 from genlab.data.photos import PHOTOS, TEST_PHOTOS, TRAIN_PHOTOS, photo, photo_patches
 from genlab.data.videos import VideoFolderError, read_video, video_folder, write_video
 
 __all__ = ["mnist5k", "photo_patches", "photo", "PHOTOS", "TRAIN_PHOTOS", "TEST_PHOTOS",
            "mnist_idx", "image_folder", "list_images", "read_idx", "video_folder", "read_video", "write_video",
-           "VideoFolderError"]
+           "VideoFolderError", "label_video_folder", "write_label_video"]

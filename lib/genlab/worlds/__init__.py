@@ -8,8 +8,10 @@ that made it), offline stand-ins for real datasets.
 - :mod:`genlab.worlds.moving_digits`: MNIST-5k digits bouncing in a box (video; exact positions, velocities, labels;
   train and test clips use disjoint digits). Our stand-in for Moving MNIST.
 
-Coming: ``streets`` (label maps to images, vid2vid), ``dancers`` (pose to person,
-Everybody Dance Now).
+- :mod:`genlab.worlds.streets`: a ray-cast street filmed from a driving car (labels, photo frames, exact backward
+  optical flow, occlusion, depth; train and test streets differ). Our stand-in for Cityscapes sequences (vid2vid).
+
+Coming: ``dancers`` (pose to person, Everybody Dance Now).
 
 Import a world's names from its module (``from genlab.worlds.faces import faces, FACTOR_NAMES``): this package
 imports nothing itself, so ``import genlab.worlds`` stays cheap and ``genlab.worlds.faces`` is always the package.
