@@ -82,3 +82,12 @@ def test_label_video_errors(clips):
     one_hot = F.one_hot(clips.labels, NUM_CLASSES)
     with pytest.raises(ValueError):
         check_label_video(one_hot.float())
+
+
+def test_shipped_segmenter_reproduces_its_provenance():
+    """The semantic-fidelity yardstick of notebook 08 re-evaluated on the same test clips: the shipped metrics hold."""
+    from genlab.zoo import evaluate_shipped
+
+    checks = evaluate_shipped("street_segmenter")
+    assert checks and all(c.ok for c in checks), [(c.name, c.stored, c.measured) for c in checks]
+    assert {c.name for c in checks} == {"test_pixel_accuracy", "test_miou"}
