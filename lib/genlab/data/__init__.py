@@ -7,7 +7,6 @@ bundled FFmpeg), :func:`label_video_folder` (Cityscapes-format label maps + fram
 ground truth (the parametric faces, the ring of Gaussians) are in :mod:`genlab.worlds`.
 """
 from genlab.data.folders import image_folder, list_images, mnist_idx, read_idx
-from genlab.data.label_videos import label_video_folder, write_label_video
 from genlab.data.mnist import mnist5k
 from genlab.data.photos import PHOTOS, TEST_PHOTOS, TRAIN_PHOTOS, photo, photo_patches
 from genlab.data.videos import VideoFolderError, read_video, video_folder, write_video
@@ -15,3 +14,12 @@ from genlab.data.videos import VideoFolderError, read_video, video_folder, write
 __all__ = ["mnist5k", "photo_patches", "photo", "PHOTOS", "TRAIN_PHOTOS", "TEST_PHOTOS",
            "mnist_idx", "image_folder", "list_images", "read_idx", "video_folder", "read_video", "write_video",
            "VideoFolderError", "label_video_folder", "write_label_video"]
+
+
+def __getattr__(name: str):
+    """label_video_folder / write_label_video on first use: their module builds on genlab.worlds.streets, and
+    ``import genlab.data`` stays free of the worlds."""
+    if name in ("label_video_folder", "write_label_video"):
+        from genlab.data import label_videos
+        return getattr(label_videos, name)
+    raise AttributeError(f"module 'genlab.data' has no attribute {name!r}")
