@@ -4,7 +4,8 @@
   of its prediction on generated frames against the labels the generator was given, as pix2pixHD and vid2vid report
   with a pretrained segmentation net on Cityscapes).
 * ``pix2pixhd_streets``: pix2pixHD-lite's global generator, one frame at a time, against the multi-scale
-  conditional PatchGAN D_I(s, x), LSGAN + feature matching (lambda_FM = 10, pix2pixHD's value). The VGG perceptual
+  conditional PatchGAN D_I(s, x), LSGAN + feature matching (lambda_FM = 10, pix2pixHD's value), on clips of 3 frames
+  (every frame scored on its own). The VGG perceptual
   loss of pix2pixHD and vid2vid is left out (its weights are a download); the paper's "w/o VGG" setting.
 * ``vid2vid_streets``: vid2vid-lite, L = 2, its first frame from the shipped ``pix2pixhd_streets`` (frozen), against
   D_I (every frame with its labels) and D_V at two temporal scales (windows of K = 3 frames at strides 1 and 2, with
