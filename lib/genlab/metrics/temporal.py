@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.nn.inference import batched
+from genlab.nn.warp import warp_video
 from genlab.tensors import check_video
 
 
@@ -149,8 +150,6 @@ def _visible_mean(err: torch.Tensor, visible: torch.Tensor) -> float:
 def warp_error(clips: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> float:
     """clips (B, T, C, H, W) in [0, 1]; flow (B, T, 2, H, W) of the real video; occlusion (B, T, 1, H, W) (1 = not
     visible in frame t - 1) -> mean |x_t - warp(x_{t-1}, flow_t)| over t >= 1 and visible pixels."""
-    from genlab.nn.warp import warp_video
-
     check_video(clips, "warp_error clips")
     predicted = warp_video(clips.float(), flow.float())               # (B, T - 1, C, H, W): predictions of x_1..
     return _visible_mean((clips[:, 1:].float() - predicted).abs(), 1 - occlusion[:, 1:].float())
@@ -158,8 +157,6 @@ def warp_error(clips: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor)
 
 def warp_error_per_frame(clips: torch.Tensor, flow: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
     """As :func:`warp_error`, per frame index t = 1..T-1: (T - 1,)."""
-    from genlab.nn.warp import warp_video
-
     predicted = warp_video(clips.float(), flow.float())
     err, vis = (clips[:, 1:].float() - predicted).abs(), 1 - occlusion[:, 1:].float()
     return (err * vis).sum((0, 2, 3, 4)) / (vis.sum((0, 2, 3, 4)) * clips.shape[2]).clamp_min(1.0)

@@ -48,6 +48,11 @@ class Pix2PixConfig:
     num_scales: int = 2
 
 
+def widths(ngf: int, n_down: int) -> list[int]:
+    """Channel widths of an encoder with n_down stride-2 steps: ngf doubling per step, capped at 8 ngf."""
+    return [min(ngf * 2 ** i, 8 * ngf) for i in range(n_down + 1)]
+
+
 def conv_block(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Sequential:
     """Conv(k x k, stride) -> InstanceNorm -> ReLU, reflection-padded ("c7s1-k" / "dk" in the paper)."""
     pad = (k - 1) // 2
@@ -85,13 +90,13 @@ class GlobalGenerator(nn.Module):
     def __init__(self, config: Pix2PixConfig | None = None, in_channels: int | None = None):
         super().__init__()
         self.config = c = config or Pix2PixConfig()
-        widths = [min(c.ngf * 2 ** i, 8 * c.ngf) for i in range(c.n_down + 1)]
-        layers: list[nn.Module] = [conv_block(in_channels or c.num_classes, widths[0], 7)]
-        layers += [conv_block(widths[i], widths[i + 1], 3, 2) for i in range(c.n_down)]
-        layers += [ResidualBlock(widths[-1]) for _ in range(c.n_blocks)]
-        layers += [up_block(widths[i + 1], widths[i]) for i in reversed(range(c.n_down))]
+        w = widths(c.ngf, c.n_down)
+        layers: list[nn.Module] = [conv_block(in_channels or c.num_classes, w[0], 7)]
+        layers += [conv_block(w[i], w[i + 1], 3, 2) for i in range(c.n_down)]
+        layers += [ResidualBlock(w[-1]) for _ in range(c.n_blocks)]
+        layers += [up_block(w[i + 1], w[i]) for i in reversed(range(c.n_down))]
         self.body = nn.Sequential(*layers)
-        self.head = to_rgb(widths[0], c.out_channels)
+        self.head = to_rgb(w[0], c.out_channels)
 
     def features(self, labels: torch.Tensor) -> torch.Tensor:
         return self.body(labels)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from genlab.models.pix2pix import (GlobalGenerator, MultiscaleDiscriminator, Pix2PixConfig, ResidualBlock,
-                                   conv_block, up_block)
+                                   conv_block, up_block, widths)
 from genlab.nn.warp import compose_backward, warp
 from genlab.tensors import check_video
 
@@ -96,15 +96,14 @@ def composite(previous: torch.Tensor, flow: torch.Tensor, hallucinated: torch.Te
 
 
 def _encoder(c_in: int, ngf: int, n_down: int) -> nn.Sequential:
-    widths = [min(ngf * 2 ** i, 8 * ngf) for i in range(n_down + 1)]
-    return nn.Sequential(conv_block(c_in, widths[0], 7), *[conv_block(widths[i], widths[i + 1], 3, 2)
-                                                           for i in range(n_down)])
+    w = widths(ngf, n_down)
+    return nn.Sequential(conv_block(c_in, w[0], 7), *[conv_block(w[i], w[i + 1], 3, 2) for i in range(n_down)])
 
 
 def _decoder(ngf: int, n_down: int, n_blocks: int) -> nn.Sequential:
-    widths = [min(ngf * 2 ** i, 8 * ngf) for i in range(n_down + 1)]
-    return nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(n_blocks)],
-                         *[up_block(widths[i + 1], widths[i]) for i in reversed(range(n_down))])
+    w = widths(ngf, n_down)
+    return nn.Sequential(*[ResidualBlock(w[-1]) for _ in range(n_blocks)],
+                         *[up_block(w[i + 1], w[i]) for i in reversed(range(n_down))])
 
 
 class SequentialGenerator(nn.Module):

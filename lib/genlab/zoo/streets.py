@@ -41,6 +41,7 @@ from genlab.train import (Critic, GANStepConfig, StepBatches, TrainState, fit, g
                           warmup_cosine)
 from genlab.worlds.streets import NUM_CLASSES, StreetClips, streets
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.shipping import load_pretrained
 
 SIZE, TRAIN_FRAMES, EVAL_FRAMES, N_TRAIN, N_TEST = (64, 64), 9, 12, 192, 16
 LAMBDA_FM, LAMBDA_W = 10.0, 10.0
@@ -222,7 +223,6 @@ def _train_gan(name: str, G: nn.Module, config: RecipeConfig, job: TrainJob) -> 
     t, m = config.train, config.model
     sequential = isinstance(G, Vid2Vid)
     if sequential:                                        # the first frame: the shipped image generator, frozen
-        from genlab.zoo.shipping import load_pretrained
         G.first.load_state_dict(load_pretrained("pix2pixhd_streets").model.state_dict())
         G.first.requires_grad_(False)
     packed_G = (Sequential if sequential else PerFrame)(G).to(job.device)
@@ -287,7 +287,6 @@ def video_scores(fake: torch.Tensor, clips: StreetClips, segmenter: nn.Module | 
 
 
 def evaluate_gan(G: nn.Module, device: torch.device) -> dict[str, float]:
-    from genlab.zoo.shipping import load_pretrained
     clips = test_clips()
     fake = generate_video(G.to(device), clips.labels)
     seg = load_pretrained("street_segmenter").model.to(device)
