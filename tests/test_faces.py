@@ -15,7 +15,7 @@ from PIL import Image
 
 import genlab.worlds.faces as F
 from genlab.worlds.faces import (FACTOR_NAMES, FACTORS, N_FACTORS, check_factors, denormalize_factors, eye_boxes,
-                                 faces, neutral_factors, normalize_factors, render_faces, render_passes,
+                                 faces, mouth_boxes, neutral_factors, normalize_factors, render_faces, render_passes,
                                  render_sequence, sample_factors)
 from genlab.worlds.faces.dataset import _split_uint8
 
@@ -205,6 +205,22 @@ def test_gaze_and_blink_change_only_eye_box_pixels(resolution):
         assert (changed.flatten(1).sum(1) > 0).float().mean() > 0.8, f"{name} changed too few faces"
 
 
+@pytest.mark.parametrize("resolution", [32, 64])
+def test_mouth_open_and_smile_change_only_mouth_box_pixels(resolution):
+    f, seeds = _random(48, seed=7), np.arange(48)
+    base = render_faces(f, resolution, detail_seeds=seeds)
+    for name in ("mouth_open", "smile"):
+        g = _flipped(f, name)
+        inside = torch.zeros(48, resolution, resolution, dtype=torch.bool)
+        for boxes in (mouth_boxes(f, resolution), mouth_boxes(g, resolution)):   # where the mouth was and is
+            for i, (r0, c0, r1, c1) in enumerate(boxes.tolist()):
+                assert 0 <= r0 < r1 <= resolution and c1 - c0 <= resolution // 3 + 3   # a small box
+                inside[i, r0:r1, c0:c1] = True
+        changed = _changed(render_faces(g, resolution, detail_seeds=seeds), base)
+        assert not (changed & ~inside).any(), f"{name} changed pixels outside the mouth boxes"
+        assert (changed.flatten(1).sum(1) > 0).float().mean() > 0.8, f"{name} changed too few faces"
+
+
 def test_eye_boxes_follow_yaw_pitch_and_roll():
     f = neutral_factors(3)
     cols = [eye_boxes(_with(f, "yaw", [-0.8, 0.0, 0.8]), 64)[:, e, [1, 3]].float().mean(1) for e in range(2)]
@@ -330,7 +346,7 @@ def test_a_registered_pass_renders_beside_rgb():
         assert flat[:, 0][face_px].abs().max() < 0.6 and flat[:, 1][face_px].abs().max() < 0.7  # |u| < a, |v| < b
     finally:
         del F.RENDER_PASSES["correspondence_test"]
-    assert set(F.RENDER_PASSES) == {"rgb", "mask"} and F.LAYERS[0] == "hair_back"
+    assert set(F.RENDER_PASSES) == {"rgb", "mask", *F.CONDITIONING_PASSES} and F.LAYERS[0] == "hair_back"
 
 
 # ------------------------------------------------------------------------------------------------ face editor

@@ -34,6 +34,48 @@ def test_fid_of_two_gaussians_is_the_squared_mean_distance():
     assert fid(a, a, Flatten(d)) == pytest.approx(0.0, abs=1e-6)
 
 
+def _with_statistics(mu: torch.Tensor, cov: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """n 'images' (n, 1, 1, d) whose features (Flatten) have exactly the sample mean ``mu`` and the unbiased sample
+    covariance ``cov`` (what FID fits): random data, centred and whitened, then coloured by a square root of cov."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, len(mu), generator=g, dtype=torch.float64)
+    x = x - x.mean(0)
+    white = x @ torch.linalg.inv(torch.linalg.cholesky(x.T @ x / (n - 1))).T           # sample covariance I
+    y = white @ torch.linalg.cholesky(cov).T + mu
+    torch.testing.assert_close(torch.cov(y.T), cov, rtol=1e-10, atol=1e-10)
+    return y.view(n, 1, 1, -1)
+
+
+def _random_rotation(d: int, seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q
+
+
+def test_fid_equals_the_closed_form_for_different_covariances():
+    """The covariance term Tr(S1 + S2 - 2 (S1 S2)^(1/2)) with S1 != S2 (the Gaussian tests above have S1 = S2 = I, where
+    it vanishes): for commuting S1 = Q diag(a) Q^T, S2 = Q diag(b) Q^T (Q = I: diagonal) it is sum_i (sqrt(a_i) -
+    sqrt(b_i))^2; for non-commuting ones Tr (S1^(1/2) S2 S1^(1/2))^(1/2), computed here with symmetric eigensolves."""
+    d, n = 4, 50
+    mu1 = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=torch.float64)
+    mu2 = torch.tensor([1.5, 0.0, 1.0, -0.5], dtype=torch.float64)
+    a = torch.tensor([1.0, 4.0, 0.25, 9.0], dtype=torch.float64)
+    b = torch.tensor([4.0, 1.0, 2.0, 0.5], dtype=torch.float64)
+    closed = float((mu1 - mu2).square().sum() + (a + b - 2 * (a * b).sqrt()).sum())      # = 2.25 + 10.34...
+    for q in (torch.eye(d, dtype=torch.float64), _random_rotation(d, 3)):                # diagonal, then rotated
+        s1, s2 = q @ torch.diag(a) @ q.T, q @ torch.diag(b) @ q.T
+        x1, x2 = _with_statistics(mu1, s1, n, seed=1), _with_statistics(mu2, s2, n, seed=2)
+        assert fid(x1, x2, Flatten(d)) == pytest.approx(closed, rel=1e-8)
+        assert fid(x2, x1, Flatten(d)) == pytest.approx(closed, rel=1e-8)
+    # non-commuting covariances: S1 diagonal, S2 rotated
+    s1, s2 = torch.diag(a), _random_rotation(d, 4) @ torch.diag(b) @ _random_rotation(d, 4).T
+    w, v = torch.linalg.eigh(s1)
+    root1 = v @ torch.diag(w.sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp_min(0).sqrt().sum()          # Tr (S1 S2)^(1/2)
+    want = float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * cross)
+    x1, x2 = _with_statistics(mu1, s1, n, seed=1), _with_statistics(mu2, s2, n, seed=2)
+    assert fid(x1, x2, Flatten(d)) == pytest.approx(want, rel=1e-8)
+
+
 def test_kid_is_zero_for_equal_sets_and_positive_for_shifted_ones():
     g = torch.Generator().manual_seed(1)
     a = torch.randn(600, 1, 1, 3, generator=g)

@@ -147,3 +147,36 @@ def test_video_volumes_quantize_like_their_frames():
     assert torch.equal(seq.codes, out.codes.flatten(1))
     with pytest.raises(ValueError, match=r"\(B, 4, T, H, W\)"):
         vq(torch.randn(2, 4))
+
+
+def test_laplace_smoothing_keeps_a_long_unused_code_exact_and_finite():
+    """A code no vector is assigned to for thousands of EMA steps: N_k = g^T and m_k = g^T e_k(0) decay to ~0 together,
+    and only the Laplace smoothing, N~_k = (N_k + eps) / (sum_j N_j + K eps) * sum_j N_j, keeps e_k = m_k / N~_k
+    defined (without it e_k would stay at e_k(0) while N_k > 0 and turn into 0 / 0 = NaN once N_k and m_k reach 0)."""
+    g, eps, steps = 0.99, 1e-5, 3000
+    codebook = torch.tensor([[10.0, 10.0], [10.0, -10.0], [-3.0, 4.0]])
+    vq = _vq(codebook, decay=g, eps=eps).train()
+    z = torch.tensor([[9.0, 10.0], [11.0, 10.0], [10.0, -9.0], [10.0, -11.0]])     # codes 0, 0, 1, 1; code 2 unused
+    batch = z.T.reshape(1, 2, 4, 1)
+    for _ in range(steps):
+        out = vq(batch)
+    assert out.codes.flatten().tolist() == [0, 0, 1, 1] and vq.usage.tolist() == [2.0 * steps, 2.0 * steps, 0.0]
+    # the EMAs in closed form after T steps with the same batch: x_T = g^T x_0 + (1 - g^T) x_batch (float64)
+    decay = g ** steps                                                              # ~8e-14
+    n = torch.tensor([2.0, 2.0, 0.0], dtype=torch.float64)
+    sums = torch.tensor([[20.0, 20.0], [20.0, -20.0], [0.0, 0.0]], dtype=torch.float64)
+    N = decay * torch.ones(3, dtype=torch.float64) + (1 - decay) * n
+    m = decay * codebook.double() + (1 - decay) * sums
+    smoothed = (N + eps) / (N.sum() + 3 * eps) * N.sum()
+    expected = m / smoothed[:, None]
+    assert torch.isfinite(vq.codebook).all()
+    torch.testing.assert_close(vq.ema_count.double(), N, rtol=1e-3, atol=0)
+    torch.testing.assert_close(vq.codebook.double(), expected, rtol=1e-3, atol=0)
+    assert vq.codebook[2].abs().max() < 1e-7, "the unused code is pulled to ~0 by the smoothing, not kept at e(0)"
+    # the limit T -> infinity: N_2 = m_2 = 0 exactly; one more step must give e_2 = 0 / (eps N / (N + K eps)) = 0
+    with torch.no_grad():
+        vq.ema_count[2] = 0.0
+        vq.ema_sum[2] = 0.0
+    vq(batch)
+    assert torch.isfinite(vq.codebook).all() and vq.codebook[2].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(vq.codebook[:2].double(), expected[:2], rtol=1e-3, atol=0)

@@ -1,5 +1,6 @@
-"""Interactive widgets for the notebooks (ipywidgets): an image browser, the faces world's factor editor, and the
-StyleGAN style explorer. They need a running kernel; static pages show their first picture.
+"""Interactive widgets for the notebooks (ipywidgets): an image browser, the faces world's factor editor, the
+StyleGAN style explorer and the Deep Video Portraits editor. They need a running kernel; static pages show their first
+picture.
 """
 from __future__ import annotations
 
@@ -146,3 +147,56 @@ def style_explorer(G, *, seed_a: int = 0, seed_b: int = 1, psi: float = 1.0, cro
     for s in sliders:
         s.observe(on_change, names="value")
     return widgets.VBox([widgets.HBox(sliders), picture])
+
+
+def portrait_editor(network, params: torch.Tensor | None = None, *, window_steps: int = 6):
+    """Interactive video editing (Deep Video Portraits): sliders for the animated factors of the target's
+    parametric model (pose, expression, gaze, blink); when one moves, the conditioning images are re-rendered and the
+    trained rendering-to-video network draws the target: an ipywidgets ``HBox(VBox(sliders...), Image)`` whose
+    picture is the shaded conditioning render beside the network's frame.
+
+    network: a :class:`genlab.models.rendering_to_video.RenderingToVideo`; params: the starting factor row
+    (N_FACTORS,) (default the target's neutral frame). The space-time volume is filled by ``window_steps`` frames that
+    ease from the previous slider setting to the new one, so a window N_w > 1 sees a short, smooth motion rather than a
+    jump. ``box.children[0].children`` are the sliders (genlab.worlds.portraits.ANIMATED order).
+    """
+    import ipywidgets as widgets
+    from PIL import Image
+
+    from genlab.worlds.faces import FACTOR_NAMES
+    from genlab.worlds.portraits import ANIMATED, TARGET, conditioning
+    from genlab.zoo.portraits import render_video
+
+    res = network.config.resolution
+    start = (TARGET.neutral() if params is None else torch.as_tensor(params, dtype=torch.float32)).clone()
+    cols = {n: FACTOR_NAMES.index(n) for n in ANIMATED}
+    scale = max(1, round(192 / res))
+    state = {"row": start}
+
+    def png(row: torch.Tensor) -> bytes:
+        w = torch.linspace(0, 1, max(window_steps, network.config.window))[:, None]
+        rows = state["row"] * (1 - w) + row * w                      # ease from the last setting to this one
+        cond = conditioning(rows, res)
+        frame = render_video(network, cond)[-1]
+        pixels = to_uint8_hwc(image_grid(torch.stack([cond[-1, :3], frame]), nrow=2, padding=2))
+        buf = io.BytesIO()
+        Image.fromarray(pixels.repeat(scale, axis=0).repeat(scale, axis=1)).save(buf, format="PNG")
+        state["row"] = row
+        return buf.getvalue()
+
+    style = {"description_width": "90px"}
+    fac = {f.name: f for f in FACTORS}
+    sliders = [widgets.FloatSlider(value=float(start[j]), min=fac[n].low, max=fac[n].high,
+                                   step=(fac[n].high - fac[n].low) / 100, description=n, readout_format=".2f",
+                                   style=style, tooltip=fac[n].doc) for n, j in cols.items()]
+    picture = widgets.Image(value=png(start), format="png")
+
+    def on_change(_):
+        row = state["row"].clone()
+        for s, j in zip(sliders, cols.values()):
+            row[j] = s.value
+        picture.value = png(row)
+
+    for s in sliders:
+        s.observe(on_change, names="value")
+    return widgets.HBox([widgets.VBox(sliders), picture])

@@ -11,6 +11,10 @@ that made it), offline stand-ins for real datasets.
 - :mod:`genlab.worlds.streets`: a ray-cast street filmed from a driving car (labels, photo frames, exact backward
   optical flow, occlusion, depth; train and test streets differ). Our stand-in for Cityscapes sequences (vid2vid).
 
+- :mod:`genlab.worlds.portraits`: the faces world as video for Deep Video Portraits: a target and a source actor with
+  smooth motion, an exact parametric "tracker" (optional noise), conditioning images, space-time volumes, relative
+  motion transfer.
+
 Coming: ``dancers`` (pose to person, Everybody Dance Now).
 
 Import a world's names from its module (``from genlab.worlds.faces import faces, FACTOR_NAMES``): this package

@@ -58,6 +58,12 @@ RECIPES: dict[str, str] = {
     "vid2vid_streets_L1": "genlab.zoo.streets:VID2VID_L1",
     "vid2vid_streets_nodv": "genlab.zoo.streets:VID2VID_NODV",
     "vid2vid_streets_noflow": "genlab.zoo.streets:VID2VID_NOFLOW",
+    "dvp_portraits": "genlab.zoo.portraits:DVP",
+    "dvp_portraits_nw1": "genlab.zoo.portraits:DVP_NW1",
+    "dvp_portraits_f25": "genlab.zoo.portraits:DVP_F25",
+    "dvp_portraits_f100": "genlab.zoo.portraits:DVP_F100",
+    "dvp_portraits_jit": "genlab.zoo.portraits:DVP_JIT",
+    "dvp_portraits_nw1_jit": "genlab.zoo.portraits:DVP_NW1_JIT",
 }
 
 

@@ -5,8 +5,9 @@ model against the truth the world knows: every image comes from a row of named f
 expression, light) and a per-image *detail seed* (freckles, skin mottling, hair strands, the background pattern's
 phase). The detail seed never changes a factor, so it is exactly the "noise" a StyleGAN notebook measures. Later,
 the same renderer is the parametric face model of Deep Video Portraits (Kim et al. 2018): a sequence of factor rows
-renders a video (:func:`render_sequence`) and other render passes (a flat correspondence colouring, a gaze map) can
-be added beside "rgb" and "mask".
+renders a video (:func:`render_sequence`), and the conditioning passes "shaded", "correspondence" and "gaze"
+(:mod:`genlab.worlds.faces.conditioning`, :data:`CONDITIONING_PASSES`) render what a face tracker's model shows, beside
+"rgb" and "mask" (:mod:`genlab.worlds.portraits` makes videos of them).
 
 Factors (:data:`FACTORS`, columns of a factor matrix in this order; all continuous floats, sampled uniformly):
 
@@ -50,22 +51,23 @@ the batch (about 2^18 pixels a chunk), and the small parts are evaluated only in
 face of the chunk (:class:`Scene` regions). Pixel maths uses no transcendental functions but the jaw's power, so a
 face's image does not depend on its neighbours in the batch (tested bitwise). One thread renders about 2,000 faces
 per second at 64 x 64 (benchmarks/bench_faces.py). Gaze and blink are strictly local: they change pixels inside
-:func:`eye_boxes` only. The lid moves by blink^2, so most uniformly sampled faces look awake.
+:func:`eye_boxes` only (mouth_open and smile inside :func:`mouth_boxes`). The lid moves by blink^2, so most uniformly
+sampled faces look awake.
 
 Render passes (:data:`RENDER_PASSES`): a pass is a function of a :class:`Scene` (one chunk of faces: the face-frame
 coordinates and the coverage of every part, :data:`LAYERS`) that returns (n, C, R, R). "rgb" composites colours,
 "mask" composites 1 on the head (face and its parts, ears, neck, hair) and 0 on background and shirt. To add a pass,
 register it::
 
-    @render_pass("correspondence", channels=3)
-    def correspondence(scene: Scene) -> torch.Tensor:
+    @render_pass("uv", channels=3)
+    def uv(scene: Scene) -> torch.Tensor:
         '''(u, v, 1) of the face frame on the face, 0 elsewhere: a flat colouring that moves with the face.'''
         uv1 = torch.cat([scene.u, scene.v, torch.ones_like(scene.u)], 1)
         return scene.composite({"face": uv1, "front_hair": 0.0}, initial=torch.zeros_like(uv1))
 
-and ask for it with ``render_passes(factors, passes=("rgb", "correspondence"))``. ``composite`` takes a value per
-layer name (a float, per-face (n, C, 1, 1) or a map (n, C, R, R)); layers left out are transparent. A gaze map would
-read the iris centres and eye sizes of :class:`FaceLayout` (``scene.params.iris_l``, ...) the same way.
+and ask for it with ``render_passes(factors, passes=("rgb", "uv"))``. ``composite`` takes a value per
+layer name (a float, per-face (n, C, 1, 1) or a map (n, C, R, R)); layers left out are transparent. The conditioning passes
+are written this way.
 
 Dataset: :func:`faces` is a fixed split, N_TRAIN = 20,000 train and N_TEST = 5,000 test faces, with factors drawn by
 an integer hash of (split stream, index) and detail seed = index (train) or 1,000,000 + index (test): the factors
@@ -74,22 +76,26 @@ rounded to uint8).
 
 Modules: ``factors`` (the factor table and matrices), ``hashing`` (counter-based random numbers), ``layout``
 (:class:`FaceLayout`, pixel boxes), ``details`` (:class:`Details`), ``scene`` (:class:`FaceParams`, :class:`Scene`,
-signed distances), ``render`` (render passes and the renderer), ``dataset`` (the fixed split). Import the public
+signed distances), ``render`` (render passes and the renderer), ``conditioning`` (Deep Video Portraits' passes),
+``dataset`` (the fixed split). Import the public
 names from the package (``from genlab.worlds.faces import faces, Scene``); no submodule is named ``faces``, so
 ``genlab.worlds.faces.faces`` is always the function and ``genlab.worlds.faces`` always this package.
 """
+from genlab.worlds.faces.conditioning import CONDITIONING_CHANNELS, CONDITIONING_PASSES
 from genlab.worlds.faces.dataset import N_TEST, N_TRAIN, SPLIT_STREAMS, TEST_DETAIL_OFFSET, faces, split_factors
 from genlab.worlds.faces.details import Details
 from genlab.worlds.faces.factors import (FACTOR_NAMES, FACTORS, MIN_RESOLUTION, N_FACTORS, NEUTRAL, Factor,
                                          check_factors, denormalize_factors, neutral_factors, normalize_factors,
                                          sample_factors)
-from genlab.worlds.faces.layout import FaceLayout, eye_boxes, pixel_boxes
+from genlab.worlds.faces.layout import FaceLayout, eye_boxes, mouth_boxes, pixel_boxes
 from genlab.worlds.faces.render import (RENDER_PASSES, RenderPass, render_faces, render_pass, render_passes,
                                         render_sequence)
 from genlab.worlds.faces.scene import LAYERS, FaceParams, Layer, Scene, build_scene
 
 __all__ = ["faces", "split_factors", "render_faces", "render_passes", "render_sequence", "render_pass", "eye_boxes",
+           "mouth_boxes",
            "pixel_boxes", "sample_factors", "neutral_factors", "normalize_factors", "denormalize_factors",
            "check_factors", "build_scene", "Factor", "FACTORS", "FACTOR_NAMES", "N_FACTORS", "NEUTRAL",
            "MIN_RESOLUTION", "N_TRAIN", "N_TEST", "SPLIT_STREAMS", "TEST_DETAIL_OFFSET", "FaceLayout", "Details",
-           "FaceParams", "Scene", "Layer", "LAYERS", "RenderPass", "RENDER_PASSES"]
+           "FaceParams", "Scene", "Layer", "LAYERS", "RenderPass", "RENDER_PASSES",
+           "CONDITIONING_PASSES", "CONDITIONING_CHANNELS"]

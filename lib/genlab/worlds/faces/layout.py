@@ -189,6 +189,16 @@ def pixel_boxes(layout: FaceLayout, u_lo, u_hi, v_lo, v_hi, resolution: int, mar
     return box.view(-1, 4).clamp(0, resolution).to(torch.int64)
 
 
+def mouth_boxes(factors, resolution: int = 64) -> torch.Tensor:
+    """Pixel boxes around the mouth (lips, opening, teeth; the smile's rise at the corners included): (n, 4) int64
+    (r0, c0, r1, c1), rows r0 <= r < r1, columns c0 <= c < c1. mouth_open and smile change no pixel outside them."""
+    lay = FaceLayout.from_factors(check_factors(factors))
+    res = _check_resolution(resolution)
+    reach = 0.3 * lay.smile_amp.abs() + lay.smile_amp.abs() + lay.mouth_in + lay.lip_t   # the lip line's excursion
+    return pixel_boxes(lay, lay.mouth_u - lay.mouth_w, lay.mouth_u + lay.mouth_w, lay.mouth_v - reach,
+                       lay.mouth_v + reach, res, margin=1)
+
+
 def eye_boxes(factors, resolution: int = 64) -> torch.Tensor:
     """Pixel boxes around the two eyes: (n, 2, 4) int64 (r0, c0, r1, c1), rows r0 <= r < r1, columns c0 <= c < c1;
     eye 0 is the image-left eye. gaze_x, gaze_y and blink change no pixel outside these boxes."""
