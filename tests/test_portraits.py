@@ -584,3 +584,33 @@ def test_region_errors_localise_the_error():
     r = region_errors(fake, clip.frames, clip.params)
     assert r["mouth"] == pytest.approx(0.5) and r["eyes"] == 0.0
     assert r["frame"] == pytest.approx(0.5 * area / (4 * 64 * 64))
+
+
+def test_noisy_tracker_recipes_train_and_score_with_tracker_noise():
+    """The ``_jit`` recipes train on conditioning from a noisy track and are scored with tracker noise: their
+    evaluation differs from the exact-tracker evaluation of the same network, and equals video_scores on the noisy
+    conditioning rendered here by hand."""
+    from genlab.zoo.portraits import EVAL_TRACK_SEED, JITTER, evaluate
+
+    assert get_recipe("dvp_portraits_jit").config("cpu").train.jitter == JITTER > 0
+    assert get_recipe("dvp_portraits_nw1_jit").config("cpu").model.window == 1
+    assert get_recipe("dvp_portraits").config("cpu").train.jitter == 0.0
+    torch.manual_seed(0)
+    net = RenderingToVideo(portraits_config("ci").model).eval()
+    clean, noisy = evaluate(net, torch.device("cpu")), evaluate(net, torch.device("cpu"), JITTER)
+    assert clean != noisy
+    clip = test_recording(32)
+    cond = conditioning(track(clip.params, jitter=JITTER, seed=EVAL_TRACK_SEED), 32)
+    assert noisy == video_scores(render_video(net, cond), clip.frames)
+
+
+def test_render_video_in_slices_equals_the_whole_volume():
+    """render_video builds the volume slice by slice; every frame still sees its own last N_w frames (frame 0 repeated
+    only before the video's start)."""
+    torch.manual_seed(3)
+    net = RenderingToVideo(RenderingToVideoConfig(window=5, ngf=4, n_down=2, resolution=16, stem=2)).eval()
+    cond = torch.rand(23, 9, 16, 16)
+    with torch.no_grad():
+        whole = (net(space_time_volume(cond * 2 - 1, 5)).clamp(-1, 1) + 1) / 2
+    for batch_size in (1, 4, 7, 23, 64):
+        assert torch.allclose(render_video(net, cond, batch_size=batch_size), whole, atol=1e-6), batch_size

@@ -15,7 +15,8 @@ that made it), offline stand-ins for real datasets.
   smooth motion, an exact parametric "tracker" (optional noise), conditioning images, space-time volumes, relative
   motion transfer.
 
-Coming: ``dancers`` (pose to person, Everybody Dance Now).
+- :mod:`genlab.worlds.dancers`: articulated 2-D dancers with OpenPose BODY_25 keypoints, rendered frames, stick figures
+  and a noisy keypoint tracker, for Everybody Dance Now (pose normalization and keypoint smoothing: genlab.data.pose).
 
 Import a world's names from its module (``from genlab.worlds.faces import faces, FACTOR_NAMES``): this package
 imports nothing itself, so ``import genlab.worlds`` stays cheap and ``genlab.worlds.faces`` is always the package.

@@ -139,9 +139,15 @@ def train(model: RenderingToVideo, config: RecipeConfig, job: TrainJob) -> Train
 
 def render_video(network: RenderingToVideo, cond: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """Conditioning images (T, 9, H, W) in [0, 1] -> the network's video (T, 3, H, W) in [0, 1] (eval mode, no
-    gradient): each frame from the space-time volume of its last N_w conditioning frames."""
-    volume = space_time_volume(cond * 2 - 1, network.config.window)
-    return (batched(network, volume, batch_size=batch_size).clamp(-1, 1) + 1) / 2
+    gradient): each frame from the space-time volume of its last N_w conditioning frames, built ``batch_size`` frames
+    at a time (the whole volume of a long video would be N_w times the conditioning's size)."""
+    window, x = network.config.window, cond * 2 - 1
+    out = []
+    for start in range(0, len(x), batch_size):          # one slice of volumes at a time: memory ~ batch_size, not T
+        lo = max(0, start - window + 1)                  # the slice's first volume needs window - 1 earlier frames
+        volume = space_time_volume(x[lo:start + batch_size], window)[start - lo:]
+        out.append(batched(network, volume, batch_size=batch_size))
+    return (torch.cat(out).clamp(-1, 1) + 1) / 2
 
 
 def video_scores(fake: torch.Tensor, real: torch.Tensor, flow: torch.Tensor | None = None) -> dict[str, float]:

@@ -33,6 +33,7 @@ RECIPES: dict[str, str] = {
     "row_lstm_mnist": "genlab.zoo.pixelrnn:ROW_LSTM_RECIPE",
     "diagonal_bilstm_mnist": "genlab.zoo.pixelrnn:DIAGONAL_BILSTM_RECIPE",
     "face_regressor": "genlab.zoo.face_regressor:RECIPE",
+    "keypoint_regressor": "genlab.zoo.dancers:KEYPOINT_REGRESSOR",
     "video_features": "genlab.zoo.video_features:RECIPE",
     "dcgan_mnist": "genlab.zoo.dcgan:DCGAN_MNIST",
     "dcgan_faces32": "genlab.zoo.dcgan:DCGAN_FACES32",
