@@ -65,6 +65,9 @@ RECIPES: dict[str, str] = {
     "dvp_portraits_f100": "genlab.zoo.portraits:DVP_F100",
     "dvp_portraits_jit": "genlab.zoo.portraits:DVP_JIT",
     "dvp_portraits_nw1_jit": "genlab.zoo.portraits:DVP_NW1_JIT",
+    "edn_framewise": "genlab.zoo.dance:EDN_FRAMEWISE",
+    "edn_temporal": "genlab.zoo.dance:EDN_TEMPORAL",
+    "edn_face": "genlab.zoo.dance:EDN_FACE",
 }
 
 

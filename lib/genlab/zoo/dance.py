@@ -1,0 +1,335 @@
+"""Zoo recipes of notebook 10: Everybody Dance Now (Chan et al. 2019) on the dancers world (64x64, small-scale).
+
+The pose ruler ``keypoint_regressor`` lives in genlab.zoo.dancers; the motion-transfer networks live here
+(genlab.models.everybody_dance).
+
+* ``edn_framewise``: the frame-by-frame baseline, pix2pixHD-lite's global generator x_t = G(s_t) on the stick figure
+  alone, against a 2-scale conditional PatchGAN D(s_t, x_t) (both frames of every training pair are scored on their
+  own), LSGAN + feature matching (lambda_FM = 10, pix2pixHD's value).
+* ``edn_temporal``: Chan et al.'s temporal smoothing, x_t = G(s_t, x_{t-1}), trained on pairs: x_{t-1} = G(s_{t-1}, 0)
+  then x_t = G(s_t, x_{t-1}), against the paper's pair discriminator D_T(s_{t-1}, s_t, x_{t-1}, x_t) (12 channels: real
+  pairs vs generated pairs), LSGAN + feature matching (lambda_FM = 10).
+* ``edn_face``: the face GAN (Sec. 3.2) on top of the shipped ``edn_temporal`` generator (frozen; an untrained
+  ci-profile one when none is shipped, so that the ci run works before anything is shipped -- other profiles need
+  the shipped one): a residual generator on the face crops (genlab.worlds.dancers.face_boxes) of the body generator's
+  output, against its own conditional PatchGAN D_F(s_F, x_F), LSGAN + feature matching + 10 L1 to the real crop (a
+  stand-in for the paper's VGG reconstruction term on the face, which pulls the face towards the real one).
+
+The VGG perceptual loss of pix2pixHD and Chan et al. is left out everywhere: its ImageNet weights are a download
+(pix2pixHD's "w/o VGG" setting). All GANs: Adam lr 2e-4, betas (0.5, 0.999), an EMA of the generator (what is shipped).
+
+Data: the first TRAIN_FRAMES frames of the TARGET's recording (genlab.worlds.dancers.recording from TRAIN_START), their
+exact keypoints drawn as stick figures (genlab.worlds.dancers.stick_figure). Batches are functions of the step (exact
+resume). Body recipes: packed pairs (B, 2, 6, H, W) of consecutive frames t - 1, t, each stick figure (3) | real frame
+(3) in [-1, 1]; the generator sees only the stick figures (:class:`Paired`). Face recipe: packed crops (B, 9, c, c):
+stick crop | the frozen body generator's crop | real crop (:class:`FaceCrops`: the face generator never sees the real
+crop).
+
+Evaluation (:func:`evaluate`): self-transfer on the TARGET's held-out recording (EVAL_FRAMES frames from TEST_START,
+never trained on): psnr / ssim / l1 against the real frames, face_psnr inside the face boxes, warp_error / flicker with
+the real video's Farneback flow (genlab.zoo.portraits.video_scores), and keypoint_error_px: the shipped
+keypoint_regressor's reading of the generated frames against the keypoints that drove them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from genlab.checkpoints import shipped_path
+from genlab.losses import feature_matching
+from genlab.metrics.image_quality import psnr
+from genlab.models.everybody_dance import (DanceConfig, FaceConfig, FaceGenerator, TemporalGenerator,
+                                           pair_channels)
+from genlab.models.keypoint_regressor import keypoint_error
+from genlab.models.pix2pix import MultiscaleDiscriminator
+from genlab.train import Critic, GANStepConfig, TrainState, fit, gan_state, make_gan_step
+from genlab.worlds.dancers import TARGET, TEST_START, TRAIN_START, face_boxes, recording, stick_figure
+from genlab.zoo.dancers import predict_keypoints
+from genlab.zoo.portraits import video_scores
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.shipping import load_pretrained
+
+TRAIN_FRAMES, EVAL_FRAMES, LAMBDA_FM, LAMBDA_L1_FACE = 600, 100, 10.0, 10.0
+SIZE = 64
+DATA = (f"genlab.worlds.dancers: TARGET's recording at {SIZE}x{SIZE}, frames {TRAIN_START}..{TRAIN_START + TRAIN_FRAMES - 1}"
+        f" (fewer in ci) with exact keypoints as stick figures for training; metrics on frames {TEST_START}.."
+        f"{TEST_START + EVAL_FRAMES - 1} (held out)")
+STEPS = {"ci": 2, "cpu": 5500, "gpu": 20000}       # cpu: 0.15-0.16 s/step on one core, ~15 min
+FACE_STEPS = {"ci": 2, "cpu": 25000, "gpu": 40000}  # cpu: 0.033 s/step on one core, ~14 min
+
+
+@dataclass(frozen=True)
+class DanceTrain:
+    """``steps`` of Adam(lr, betas) for the generator and its critic on ``batch_size`` random training samples (pairs
+    of consecutive frames, or face crops) of the first ``frames`` frames of the TARGET's recording; feature matching
+    weight ``lambda_fm``; L1 weight ``lambda_l1`` (face GAN only; 0: off); the EMA's decay."""
+
+    steps: int
+    frames: int = TRAIN_FRAMES
+    batch_size: int = 4
+    lambda_fm: float = LAMBDA_FM
+    lambda_l1: float = 0.0
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float = 0.99
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "betas": list(self.betas)}
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in STEPS:
+        raise ValueError(f"unknown profile {profile!r}: one of {sorted(STEPS)}")
+
+
+def body_config(profile: str, *, temporal: bool) -> RecipeConfig:
+    """ci: ngf 8, 24 frames, 2 steps; cpu: ngf 16, 600 frames; gpu: ngf 32, batch 8. All 64x64."""
+    _check_profile(profile)
+    ngf = {"ci": 8, "cpu": 16, "gpu": 32}[profile]
+    return RecipeConfig(DanceConfig(temporal=temporal, ngf=ngf, ndf=ngf, size=SIZE),
+                        DanceTrain(steps=STEPS[profile], frames=24 if profile == "ci" else TRAIN_FRAMES,
+                                   batch_size={"ci": 2, "cpu": 4, "gpu": 8}[profile]))
+
+
+def face_config(profile: str) -> RecipeConfig:
+    _check_profile(profile)
+    ngf = {"ci": 8, "cpu": 16, "gpu": 32}[profile]
+    return RecipeConfig(FaceConfig(crop=SIZE // 4, ngf=ngf, ndf=ngf, size=SIZE),
+                        DanceTrain(steps=FACE_STEPS[profile], frames=24 if profile == "ci" else TRAIN_FRAMES,
+                                   batch_size={"ci": 2, "cpu": 16, "gpu": 32}[profile], lambda_l1=LAMBDA_L1_FACE))
+
+
+def build_body(cfg: dict) -> TemporalGenerator:
+    return TemporalGenerator(DanceConfig(**cfg))
+
+
+def build_face(cfg: dict) -> FaceGenerator:
+    return FaceGenerator(FaceConfig(**cfg))
+
+
+# ---------------------------------------------------------------------------------------------- data and adapters
+def sticks_of(keypoints: torch.Tensor, size: int) -> torch.Tensor:
+    """Keypoints (T, 25, 3) -> stick figures (T, 3, size, size) in [-1, 1] (the generators' input)."""
+    return stick_figure(keypoints, (size, size)) * 2 - 1
+
+
+def training_recording(frames: int, size: int = SIZE):
+    """The TARGET's training recording (a genlab.worlds.dancers.DanceClip)."""
+    return recording(TARGET, frames, TRAIN_START, (size, size))
+
+
+def test_recording(frames: int = EVAL_FRAMES, size: int = SIZE):
+    """The TARGET's held-out recording: what the metrics use."""
+    return recording(TARGET, frames, TEST_START, (size, size))
+
+
+test_recording.__test__ = False  # a data helper, not a pytest test
+
+
+def pack_frames(sticks: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """sticks, frames (T, 3, H, W) in [-1, 1] -> (T, 6, H, W): stick | frame."""
+    return torch.cat([sticks, frames], 1)
+
+
+def pair_batches(packed: torch.Tensor, batch_size: int, seed: int = 0):
+    """data(step) -> (B, 2, 6, H, W): pairs of consecutive packed frames (t - 1, t), t uniform in 1 .. T - 1, drawn by
+    a generator seeded by (seed, step) (exact resume). packed (T, 6, H, W), T >= 2."""
+    if len(packed) < 2:
+        raise ValueError(f"need at least 2 frames to draw pairs, got {len(packed)}")
+
+    def data(step: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        t = torch.randint(1, len(packed), (batch_size,), generator=g)
+        return torch.stack([packed[t - 1], packed[t]], 1)
+
+    return data
+
+
+class Paired(nn.Module):
+    """Packed adapter of a :class:`TemporalGenerator`: (B, 2, 6, H, W) stick | frame pairs -> stick | generated frame.
+    The generator sees only the stick figures (the real frames are dropped before it is called)."""
+
+    def __init__(self, generator: TemporalGenerator):
+        super().__init__()
+        self.inner = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sticks = x[:, :, :3]
+        return torch.cat([sticks, self.inner(sticks)], 2)
+
+
+def frame_view(x: torch.Tensor, batch) -> torch.Tensor:
+    """The framewise D's view: every frame with its stick figure, (2B, 6, H, W)."""
+    return x.flatten(0, 1)
+
+
+def pair_view(x: torch.Tensor, batch) -> torch.Tensor:
+    """The pair discriminator's view: (B, 12, H, W) = s_{t-1}, s_t, x_{t-1}, x_t."""
+    return torch.cat([x[:, 0, :3], x[:, 1, :3], x[:, 0, 3:], x[:, 1, 3:]], 1)
+
+
+def crops(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """images (T, C, H, W), boxes (T, 4) of equal squares -> (T, C, c, c)."""
+    return torch.stack([images[t, :, r0:r1, c0:c1] for t, (r0, c0, r1, c1) in enumerate(boxes.tolist())])
+
+
+class FaceCrops(nn.Module):
+    """Packed adapter of a :class:`FaceGenerator`: (B, 9, c, c) stick crop | generated crop | real crop ->
+    stick crop | generated crop | refined crop. The real crop is dropped before the face generator is called."""
+
+    def __init__(self, face: FaceGenerator):
+        super().__init__()
+        self.inner = face
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, :6], self.inner(x[:, :3], x[:, 3:6])], 1)
+
+
+def face_view(x: torch.Tensor, batch) -> torch.Tensor:
+    """The face D's view: (stick crop, face crop), (B, 6, c, c)."""
+    return torch.cat([x[:, :3], x[:, 6:9]], 1)
+
+
+def body_generator(profile: str = "ci", device: torch.device | str = "cpu") -> TemporalGenerator:
+    """The frozen body generator under the face GAN: the shipped ``edn_temporal`` when there is one; otherwise, in the
+    ci profile only, an untrained ci-profile one (seed 0, the global RNG left as it was); other profiles raise the
+    missing-checkpoint error naming the retrain command."""
+    if shipped_path("edn_temporal").exists() or profile != "ci":
+        G = load_pretrained("edn_temporal", map_location=device).model
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            G = build_body(body_config("ci", temporal=True).as_dict()["model"])
+    return G.to(device).eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _fit_gan(name: str, G: nn.Module, D: nn.Module, critic: Critic, data, config: RecipeConfig, job: TrainJob,
+             extra_l1: bool = False) -> TrainState:
+    t = config.train
+    G, D = G.to(job.device), D.to(job.device)
+    state = gan_state(G, D, torch.optim.Adam([p for p in G.parameters() if p.requires_grad], t.lr, betas=t.betas),
+                      torch.optim.Adam(D.parameters(), t.lr, betas=t.betas), ema_decay=t.ema_decay)
+
+    def g_extra(fake: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        d = state.model["D"]
+        terms = {"feature_matching": t.lambda_fm * feature_matching(d.features(critic.see(batch, batch)),
+                                                                    d.features(critic.see(fake, batch)))}
+        if extra_l1 and t.lambda_l1:
+            terms["l1"] = t.lambda_l1 * (fake[:, 6:9] - batch[:, 6:9]).abs().mean()
+        return terms
+
+    step = make_gan_step(GANStepConfig(loss="lsgan"), critics=[critic], g_input=lambda batch, n, device: batch,
+                         g_extra=g_extra)
+    return fit(state, step, data, t.steps, device=job.device, checkpoint=job.checkpoint,
+               checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
+               progress=job.progress, desc=name)
+
+
+def train_body(name: str, model: TemporalGenerator, config: RecipeConfig, job: TrainJob) -> TrainState:
+    m, t = config.model, config.train
+    clip = training_recording(t.frames, m.size)
+    packed = pack_frames(sticks_of(clip.keypoints, m.size), clip.frames * 2 - 1)
+    if m.temporal:
+        D, critic = MultiscaleDiscriminator(pair_channels(), m.ndf, m.d_layers, m.num_scales), Critic(
+            "D", view=pair_view, loss="lsgan")
+    else:
+        D, critic = MultiscaleDiscriminator(6, m.ndf, m.d_layers, m.num_scales), Critic("D", view=frame_view,
+                                                                                           loss="lsgan")
+    return _fit_gan(name, Paired(model), D, critic, pair_batches(packed, t.batch_size, job.seed), config, job)
+
+
+def face_batches(packed: torch.Tensor, batch_size: int, seed: int = 0):
+    """data(step) -> (B, 9, c, c): random rows of the packed face crops (seeded by (seed, step))."""
+
+    def data(step: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        return packed[torch.randint(0, len(packed), (batch_size,), generator=g)]
+
+    return data
+
+
+def train_face(model: FaceGenerator, config: RecipeConfig, job: TrainJob) -> TrainState:
+    m, t = config.model, config.train
+    clip = training_recording(t.frames, m.size)
+    sticks = sticks_of(clip.keypoints, m.size)
+    body = body_generator(job.profile, job.device)
+    generated = body.generate(sticks)
+    boxes = face_boxes(clip.keypoints, (m.size, m.size), m.crop)
+    packed = torch.cat([crops(sticks, boxes), crops(generated, boxes), crops(clip.frames * 2 - 1, boxes)], 1)
+    D = MultiscaleDiscriminator(6, m.ndf, m.d_layers, m.num_scales)
+    return _fit_gan("edn_face", FaceCrops(model), D, Critic("D", view=face_view, loss="lsgan"),
+                    face_batches(packed, t.batch_size, job.seed), config, job, extra_l1=True)
+
+
+# ---------------------------------------------------------------------------------------------- using it
+def transfer_video(G: TemporalGenerator, face_G: FaceGenerator | None, keypoints: torch.Tensor,
+                   size: int = SIZE) -> torch.Tensor:
+    """Keypoints (T, 25, 3) (pixels of a size x size frame, e.g. normalised source poses) -> the generated video
+    (T, 3, size, size) in [0, 1]: stick figures through G (autoregressively for the temporal model), then, with a
+    face_G, the refined face pasted back into each frame's face box (face_boxes with face_G's crop)."""
+    sticks = sticks_of(keypoints, size)
+    frames = G.generate(sticks)
+    if face_G is not None:
+        frames = face_G.enhance(frames, sticks, face_boxes(keypoints, (size, size), face_G.config.crop))
+    return (frames.clamp(-1, 1) + 1) / 2
+
+
+def dance_scores(fake: torch.Tensor, clip, crop: int = SIZE // 4, ruler: nn.Module | None = None) -> dict[str, float]:
+    """fake (T, 3, H, W) in [0, 1] against the clip it was made from: psnr, ssim, l1, warp_error, flicker
+    (genlab.zoo.portraits.video_scores: the real video's Farneback flow), face_psnr (inside the face boxes of side
+    ``crop``) and keypoint_error_px (the ruler's reading of the fake frames vs the clip's keypoints; default the
+    shipped keypoint_regressor)."""
+    real = clip.frames
+    out = video_scores(fake, real)
+    boxes = face_boxes(clip.keypoints, tuple(real.shape[-2:]), crop)
+    out["face_psnr"] = psnr(crops(fake, boxes), crops(real, boxes))
+    ruler = ruler if ruler is not None else load_pretrained("keypoint_regressor").model
+    out["keypoint_error_px"] = keypoint_error(predict_keypoints(ruler, fake), clip.keypoints)
+    return out
+
+
+def evaluate_body(model: TemporalGenerator, device: torch.device) -> dict[str, float]:
+    clip = test_recording(EVAL_FRAMES, model.config.size)
+    return dance_scores(transfer_video(model.to(device), None, clip.keypoints, model.config.size), clip)
+
+
+def evaluate_face(model: FaceGenerator, device: torch.device) -> dict[str, float]:
+    """With the shipped edn_temporal body generator (or, before one is shipped, the untrained ci one)."""
+    c = model.config
+    clip = test_recording(EVAL_FRAMES, c.size)
+    body = body_generator("ci", device)
+    return dance_scores(transfer_video(body, model.to(device), clip.keypoints, c.size), clip, c.crop)
+
+
+METRICS = {"psnr": 0.05, "ssim": 0.003, "l1": 0.002, "warp_error": 0.002, "flicker": 0.002, "face_psnr": 0.1,
+           "keypoint_error_px": 0.1}
+
+
+def _export(state: TrainState) -> nn.Module:
+    return (state.ema.module if state.ema is not None else state.model["G"]).inner
+
+
+EDN_FRAMEWISE = Recipe(
+    name="edn_framewise",
+    summary="Everybody Dance Now-lite baseline: pix2pixHD-lite G(s_t) frame by frame vs D(s, x), LSGAN + FM, dancers",
+    build=build_body, config=lambda p: body_config(p, temporal=False),
+    train=lambda m, c, j: train_body("edn_framewise", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
+    export=_export,
+)
+EDN_TEMPORAL = Recipe(
+    name="edn_temporal",
+    summary="Everybody Dance Now-lite: x_t = G(s_t, x_{t-1}) vs the pair D(s_{t-1}, s_t, x_{t-1}, x_t), LSGAN + FM",
+    build=build_body, config=lambda p: body_config(p, temporal=True),
+    train=lambda m, c, j: train_body("edn_temporal", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
+    export=_export,
+)
+EDN_FACE = Recipe(
+    name="edn_face",
+    summary="Everybody Dance Now-lite face GAN: a residual on the face crop of the frozen edn_temporal output, "
+            "vs D(s_F, x_F), LSGAN + FM + 10 L1",
+    build=build_face, config=face_config, train=train_face, evaluate=evaluate_face, metrics=METRICS,
+    data=DATA + "; face crops of the frozen edn_temporal generator's output", export=_export,
+)
