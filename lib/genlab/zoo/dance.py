@@ -64,7 +64,8 @@ FACE_STEPS = {"ci": 2, "cpu": 25000, "gpu": 40000}  # cpu: 0.033 s/step on one c
 class DanceTrain:
     """``steps`` of Adam(lr, betas) for the generator and its critic on ``batch_size`` random training samples (pairs
     of consecutive frames, or face crops) of the first ``frames`` frames of the TARGET's recording; feature matching
-    weight ``lambda_fm``; L1 weight ``lambda_l1`` (face GAN only; 0: off); the EMA's decay."""
+    weight ``lambda_fm``; L1 weight ``lambda_l1`` (face GAN only; 0: off); the EMA's decay; frame_critic (temporal
+    model only): a framewise D_S(s_t, x_t) beside the pair D_T, as vid2vid's image discriminator (not in Chan et al.)."""
 
     steps: int
     frames: int = TRAIN_FRAMES
@@ -74,6 +75,7 @@ class DanceTrain:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     ema_decay: float = 0.99
+    frame_critic: bool = False
 
     def to_dict(self) -> dict:
         return {**asdict(self), "betas": list(self.betas)}
@@ -84,13 +86,13 @@ def _check_profile(profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}: one of {sorted(STEPS)}")
 
 
-def body_config(profile: str, *, temporal: bool) -> RecipeConfig:
+def body_config(profile: str, *, temporal: bool, frame_critic: bool = False) -> RecipeConfig:
     """ci: ngf 8, 24 frames, 2 steps; cpu: ngf 16, 600 frames; gpu: ngf 32, batch 8. All 64x64."""
     _check_profile(profile)
     ngf = {"ci": 8, "cpu": 16, "gpu": 32}[profile]
     return RecipeConfig(DanceConfig(temporal=temporal, ngf=ngf, ndf=ngf, size=SIZE),
                         DanceTrain(steps=STEPS[profile], frames=24 if profile == "ci" else TRAIN_FRAMES,
-                                   batch_size={"ci": 2, "cpu": 4, "gpu": 8}[profile]))
+                                   batch_size={"ci": 2, "cpu": 4, "gpu": 8}[profile], frame_critic=frame_critic))
 
 
 def face_config(profile: str) -> RecipeConfig:
@@ -206,22 +208,27 @@ def body_generator(profile: str = "ci", device: torch.device | str = "cpu") -> T
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _fit_gan(name: str, G: nn.Module, D: nn.Module, critic: Critic, data, config: RecipeConfig, job: TrainJob,
-             extra_l1: bool = False) -> TrainState:
+def _fit_gan(name: str, G: nn.Module, critics: dict[str, tuple[nn.Module, Critic]], data, config: RecipeConfig,
+             job: TrainJob, extra_l1: bool = False) -> TrainState:
+    """critics: {name: (its network, its Critic)}; feature matching on every critic."""
     t = config.train
-    G, D = G.to(job.device), D.to(job.device)
-    state = gan_state(G, D, torch.optim.Adam([p for p in G.parameters() if p.requires_grad], t.lr, betas=t.betas),
-                      torch.optim.Adam(D.parameters(), t.lr, betas=t.betas), ema_decay=t.ema_decay)
+    G = G.to(job.device)
+    Ds = {k: D.to(job.device) for k, (D, _) in critics.items()}
+    state = gan_state(G, Ds, torch.optim.Adam([p for p in G.parameters() if p.requires_grad], t.lr, betas=t.betas),
+                      {k: torch.optim.Adam(D.parameters(), t.lr, betas=t.betas) for k, D in Ds.items()},
+                      ema_decay=t.ema_decay)
 
     def g_extra(fake: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        d = state.model["D"]
-        terms = {"feature_matching": t.lambda_fm * feature_matching(d.features(critic.see(batch, batch)),
-                                                                    d.features(critic.see(fake, batch)))}
+        terms = {}
+        for k, (_, critic) in critics.items():
+            d = state.model[k]
+            terms[f"feature_matching_{k}" if len(critics) > 1 else "feature_matching"] = t.lambda_fm * feature_matching(
+                d.features(critic.see(batch, batch)), d.features(critic.see(fake, batch)))
         if extra_l1 and t.lambda_l1:
             terms["l1"] = t.lambda_l1 * (fake[:, 6:9] - batch[:, 6:9]).abs().mean()
         return terms
 
-    step = make_gan_step(GANStepConfig(loss="lsgan"), critics=[critic], g_input=lambda batch, n, device: batch,
+    step = make_gan_step(GANStepConfig(loss="lsgan"), critics=[c for _, c in critics.values()], g_input=lambda batch, n, device: batch,
                          g_extra=g_extra)
     return fit(state, step, data, t.steps, device=job.device, checkpoint=job.checkpoint,
                checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
@@ -232,13 +239,18 @@ def train_body(name: str, model: TemporalGenerator, config: RecipeConfig, job: T
     m, t = config.model, config.train
     clip = training_recording(t.frames, m.size)
     packed = pack_frames(sticks_of(clip.keypoints, m.size), clip.frames * 2 - 1)
-    if m.temporal:
-        D, critic = MultiscaleDiscriminator(pair_channels(), m.ndf, m.d_layers, m.num_scales), Critic(
-            "D", view=pair_view, loss="lsgan")
+    frame_d = (MultiscaleDiscriminator(6, m.ndf, m.d_layers, m.num_scales), Critic("D", view=frame_view, loss="lsgan"))
+    if not m.temporal:
+        if t.frame_critic:
+            raise ValueError("frame_critic adds a frame D to the temporal model; the framewise model has one already")
+        critics = {"D": frame_d}
     else:
-        D, critic = MultiscaleDiscriminator(6, m.ndf, m.d_layers, m.num_scales), Critic("D", view=frame_view,
-                                                                                           loss="lsgan")
-    return _fit_gan(name, Paired(model), D, critic, pair_batches(packed, t.batch_size, job.seed), config, job)
+        pair_d = MultiscaleDiscriminator(pair_channels(), m.ndf, m.d_layers, m.num_scales)
+        critics = {"D": (pair_d, Critic("D", view=pair_view, loss="lsgan"))}
+        if t.frame_critic:
+            critics = {"D_T": (pair_d, Critic("D_T", view=pair_view, loss="lsgan")),
+                       "D_S": (frame_d[0], Critic("D_S", view=frame_view, loss="lsgan"))}
+    return _fit_gan(name, Paired(model), critics, pair_batches(packed, t.batch_size, job.seed), config, job)
 
 
 def face_batches(packed: torch.Tensor, batch_size: int, seed: int = 0):
@@ -260,7 +272,7 @@ def train_face(model: FaceGenerator, config: RecipeConfig, job: TrainJob) -> Tra
     boxes = face_boxes(clip.keypoints, (m.size, m.size), m.crop)
     packed = torch.cat([crops(sticks, boxes), crops(generated, boxes), crops(clip.frames * 2 - 1, boxes)], 1)
     D = MultiscaleDiscriminator(6, m.ndf, m.d_layers, m.num_scales)
-    return _fit_gan("edn_face", FaceCrops(model), D, Critic("D", view=face_view, loss="lsgan"),
+    return _fit_gan("edn_face", FaceCrops(model), {"D": (D, Critic("D", view=face_view, loss="lsgan"))},
                     face_batches(packed, t.batch_size, job.seed), config, job, extra_l1=True)
 
 
@@ -324,6 +336,14 @@ EDN_TEMPORAL = Recipe(
     summary="Everybody Dance Now-lite: x_t = G(s_t, x_{t-1}) vs the pair D(s_{t-1}, s_t, x_{t-1}, x_t), LSGAN + FM",
     build=build_body, config=lambda p: body_config(p, temporal=True),
     train=lambda m, c, j: train_body("edn_temporal", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
+    export=_export,
+)
+EDN_TEMPORAL_FD = Recipe(
+    name="edn_temporal_fd",
+    summary="edn_temporal with a framewise D_S(s_t, x_t) beside the pair D_T (vid2vid-style; a diagnosis, not in "
+            "Chan et al.)",
+    build=build_body, config=lambda p: body_config(p, temporal=True, frame_critic=True),
+    train=lambda m, c, j: train_body("edn_temporal_fd", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
     export=_export,
 )
 EDN_FACE = Recipe(

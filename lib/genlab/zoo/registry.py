@@ -67,6 +67,7 @@ RECIPES: dict[str, str] = {
     "dvp_portraits_nw1_jit": "genlab.zoo.portraits:DVP_NW1_JIT",
     "edn_framewise": "genlab.zoo.dance:EDN_FRAMEWISE",
     "edn_temporal": "genlab.zoo.dance:EDN_TEMPORAL",
+    "edn_temporal_fd": "genlab.zoo.dance:EDN_TEMPORAL_FD",
     "edn_face": "genlab.zoo.dance:EDN_FACE",
 }
 
