@@ -159,6 +159,18 @@ def test_horizontal_keep_or_centre():
         _normalized(horizontal="center")
 
 
+def test_centre_scales_lateral_motion_and_ignores_the_source_pixel_scale():
+    src = video(*SOURCE)
+    src[1, :, 0] += 16 * (src[1, :, 2] > 0)                          # a far frame stepped 16 px to the right
+    st_s, st_t = normalization_stats(src), normalization_stats(video(*TARGET))
+    out = normalize_poses(src, st_s, st_t, horizontal="centre")
+    assert torch.equal(out[1], figure(192 + 0.5 * 16, 96, 40))       # the step scaled by s = 0.5, centre 64 -> 192
+    big = src.clone()
+    big[..., :2] *= 8                                                # the same video at 8x the resolution
+    out_big = normalize_poses(big, normalization_stats(big), st_t, horizontal="centre")
+    assert torch.allclose(out_big, out, atol=1e-4)
+
+
 def test_a_frame_without_ankles_uses_the_nearest_ground_point():
     src = video(*SOURCE)
     src[5, [J["RAnkle"], J["LAnkle"]]] = 0                           # a close frame loses its feet

@@ -34,9 +34,11 @@ Between the two positions this is the paper's rule exactly. Outside them (a jump
 stats leave 5 % of the frames beyond each end) the translation extrapolates as in the paper, but the scale is held at
 its value at the nearer end: the paper's line, extrapolated, shrinks a jumping figure and can flip it (s <= 0 once
 t < -r_far / (r_close - r_far)), though a jump does not change the distance to the camera. The paper maps only the
-vertical position (depth); horizontally the source's ground point is kept (``horizontal="keep"``, the paper), or
-shifted by target.centre_x - source.centre_x (``horizontal="centre"``: the source's median stance moves onto the
-target's, its lateral motion kept). A frame without a confident ankle uses the ground point of the nearest frame that
+vertical position (depth); horizontally the source's ground point is kept (``horizontal="keep"``, the paper: right
+for two videos of the same resolution and framing), or (``horizontal="centre"``) the source's median stance moves onto
+the target's and its lateral motion is scaled like the figure, x_a' = target.centre_x + s (x_a - source.centre_x),
+so every joint lands at x' = target.centre_x + s (x - source.centre_x): a source filmed at another resolution (a
+real video's OpenPose keypoints against a 64x64 target) comes out the same as at the target's. A frame without a confident ankle uses the ground point of the nearest frame that
 has one.
 
 **Temporal smoothing.** :func:`median_filter` replaces x and y of every joint by their medians over a centred window
@@ -219,8 +221,9 @@ def normalize_poses(source_kp: torch.Tensor, source_stats: PoseStats, target_sta
                     horizontal: str = "keep") -> torch.Tensor:
     """The global pose normalization (Sec. 3.3, module doc): source keypoints (T, 25, 3) -> (T, 25, 3) float32 in the
     target video's frame. Every confident joint is scaled by s about the frame's ground point (x_a, f) and moved by
-    b vertically, so the ground point lands on t_far + t (t_close - t_far); ``horizontal="centre"`` also shifts x by
-    target.centre_x - source.centre_x. The scale holds at the nearer end outside [far_y, close_y] of the source.
+    b vertically, so the ground point lands on t_far + t (t_close - t_far); ``horizontal="centre"`` places x at
+    target.centre_x + s (x - source.centre_x) instead (the median stance onto the target's, lateral motion scaled by
+    s: invariant to the source's pixel scale). The scale holds at the nearer end outside [far_y, close_y] of the source.
     Confidences are kept; missing points (c = 0) come out as (0, 0, 0)."""
     check_keypoints(source_kp, "source_kp")
     for name, st in (("source_stats", source_stats), ("target_stats", target_stats)):
@@ -250,9 +253,11 @@ def normalize_poses(source_kp: torch.Tensor, source_stats: PoseStats, target_sta
     r_far = target_stats.far_height / source_stats.far_height
     r_close = target_stats.close_height / source_stats.close_height
     s = r_far + t.clamp(0, 1) * (r_close - r_far)                      # s = h_t_far/h_s_far + t' (r_close - r_far)
-    shift = target_stats.centre_x - source_stats.centre_x if horizontal == "centre" else 0.0
     kp = source_kp.double()
-    x = x_a[:, None] + shift + s[:, None] * (kp[..., 0] - x_a[:, None])   # x' = x_a + s (x - x_a) (+ shift)
+    if horizontal == "centre":
+        x = target_stats.centre_x + s[:, None] * (kp[..., 0] - source_stats.centre_x)  # x' = c_t + s (x - c_s)
+    else:
+        x = x_a[:, None] + s[:, None] * (kp[..., 0] - x_a[:, None])                   # x' = x_a + s (x - x_a)
     y = ground[:, None] + s[:, None] * (kp[..., 1] - f[:, None])          # y' = f + s (y - f) + b
     ok = kp[..., 2] > 0
     out = torch.stack([torch.where(ok, x, 0.0), torch.where(ok, y, 0.0), kp[..., 2]], -1)
