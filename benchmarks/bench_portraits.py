@@ -8,12 +8,11 @@ plus L1, both Adam updates; batch 8). Prints a table and ends with one JSON line
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import time
 
 import torch
+from timing import best_of, threads_from_args
 
 from genlab.config import info
 from genlab.models.rendering_to_video import RenderingToVideo, make_discriminator
@@ -22,21 +21,8 @@ from genlab.worlds.portraits import TARGET, conditioning, motion, recording, ren
 from genlab.zoo.portraits import Conditioned, portraits_config, render_video, training_batches
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = threads_from_args()
     out: dict[str, float] = {}
     params = motion(TARGET, 200)
     for r in (64, 128):
@@ -65,7 +51,7 @@ def main() -> None:
     out["train_step_cpu_64x64_frames_per_s"] = t.batch_size / out["train_step_cpu_64x64_batch8_s"]
     for k, v in out.items():
         print(f"{k:45s} {v:10.3f}" if v < 10 else f"{k:45s} {v:10.1f}")
-    print(json.dumps({"bench": "portraits", "threads": args.threads, "machine": platform.machine(), **info(),
+    print(json.dumps({"bench": "portraits", "threads": threads, "machine": platform.machine(), **info(),
                       **{k: round(v, 3) for k, v in out.items()}}))
 
 

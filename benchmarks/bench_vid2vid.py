@@ -6,12 +6,12 @@ configuration, forward only and forward + backward. Prints a table and ends with
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
 
 import torch
+from timing import best_of, threads_from_args
 import torch.nn.functional as F
 
 from genlab.config import info
@@ -20,21 +20,8 @@ from genlab.worlds.streets import NUM_CLASSES, streets
 from genlab.zoo import get_recipe
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = threads_from_args()
     out: dict[str, float] = {}
     for h, w in [(64, 64), (128, 256)]:
         img, flow = torch.randn(32, 3, h, w), 3 * torch.randn(32, 2, h, w)
@@ -56,7 +43,7 @@ def main() -> None:
         out[f"{name}_ms_per_frame_fwd_bwd"] = 1000 * best_of(lambda: fwd().mean().backward()) / (4 * 9)
     for k, v in out.items():
         print(f"{k:45s} {v:10.1f}")
-    print(json.dumps({"bench": "vid2vid", "threads": args.threads, "machine": platform.machine(), **info(),
+    print(json.dumps({"bench": "vid2vid", "threads": threads, "machine": platform.machine(), **info(),
                       **{k: round(v, 2) for k, v in out.items()}}))
 
 

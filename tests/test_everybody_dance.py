@@ -146,7 +146,7 @@ def test_transfer_video_in_unit_range_and_face_only_changes_the_box(clip):
     assert torch.equal(plain[mask], faced[mask]) and not torch.equal(plain, faced)
 
 
-@pytest.mark.parametrize("name", ["edn_framewise", "edn_temporal", "edn_face"])
+@pytest.mark.parametrize("name", ["edn_framewise", "edn_temporal", "edn_temporal_fd", "edn_face"])
 def test_configs_are_typed_and_frozen(name):
     recipe = get_recipe(name)
     for profile in ("ci", "cpu", "gpu"):
@@ -159,13 +159,18 @@ def test_configs_are_typed_and_frozen(name):
     cpu = recipe.config("cpu")
     assert cpu.model.size == 64 and cpu.model.ngf == 16 and cpu.train.lambda_fm == 10.0
     if name != "edn_face":
-        assert cpu.model.temporal == (name == "edn_temporal") and cpu.train.frames == 600
+        assert cpu.model.temporal == (name != "edn_framewise") and cpu.train.frames == 600
+        assert cpu.train.frame_critic == (name == "edn_temporal_fd")
+    gpu = recipe.config("gpu")
+    assert gpu.model.size == 128 and (name == "edn_face" or gpu.model.n_down == 3)
+    if name == "edn_face":
+        assert gpu.model.crop == 32 and cpu.model.crop == 16
     with pytest.raises(ValueError, match="profile"):
         recipe.config("tpu")
 
 
 @pytest.mark.parametrize("name, cls", [("edn_framewise", TemporalGenerator), ("edn_temporal", TemporalGenerator),
-                                       ("edn_face", FaceGenerator)])
+                                       ("edn_temporal_fd", TemporalGenerator), ("edn_face", FaceGenerator)])
 def test_ci_training_runs_end_to_end(tmp_path, name, cls):
     model = train_recipe(name, setup("ci", 0), out=tmp_path, progress=False)
     assert isinstance(model, cls) and not model.training
@@ -178,3 +183,33 @@ def test_ci_training_runs_end_to_end(tmp_path, name, cls):
                                                   "keypoint_error_px"}
     assert all(math.isfinite(v) for v in scores.values()), scores
     assert 0 < scores["l1"] < 1 and 0 < scores["psnr"] < 40 and scores["keypoint_error_px"] > 0
+
+
+def test_the_frame_critic_trains_beside_the_pair_critic(tmp_path):
+    train_recipe("edn_temporal_fd", setup("ci", 0), out=tmp_path, progress=False)
+    state = torch.load(tmp_path / "edn_temporal_fd" / "ci" / "last.pt", map_location="cpu", weights_only=False)
+    state = state["states"]
+    critics = {k.split(".")[0] for k in state["model"] if not k.startswith("G.")}
+    assert critics == {"D_T", "D_S"}
+    first = {k: v for k, v in state["model"].items() if k.startswith("D_T.")}
+    assert next(iter(first.values())).shape[1] == pair_channels()       # D_T: the 12-channel pair view
+    second = [v for k, v in state["model"].items() if k.startswith("D_S.") and v.dim() == 4]
+    assert second[0].shape[1] == 6                                       # D_S: (s_t, x_t)
+
+
+def test_a_framewise_model_refuses_a_second_frame_critic():
+    from genlab.zoo.dance import body_config, train_body
+    config = body_config("ci", temporal=False)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, frame_critic=True))
+    with pytest.raises(ValueError, match="framewise model has one already"):
+        train_body("x", TemporalGenerator(config.model), config, None)
+
+
+def test_the_face_gan_refuses_a_body_generator_of_another_size(monkeypatch):
+    from genlab.zoo import dance
+    config = dance.face_config("gpu")                                    # 128x128, crop 32
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, frames=4))
+    monkeypatch.setattr(dance, "body_generator", lambda profile, device: _net(True))   # a 32x32 generator
+    job = type("Job", (), {"profile": "gpu", "device": "cpu"})()
+    with pytest.raises(ValueError, match="genlab train edn_temporal --profile gpu --ship"):
+        dance.train_face(FaceGenerator(config.model), config, job)

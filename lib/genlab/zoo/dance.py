@@ -52,8 +52,9 @@ from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 from genlab.zoo.shipping import load_pretrained
 
 TRAIN_FRAMES, EVAL_FRAMES, LAMBDA_FM, LAMBDA_L1_FACE = 600, 100, 10.0, 10.0
-SIZE = 64
-DATA = (f"genlab.worlds.dancers: TARGET's recording at {SIZE}x{SIZE}, frames {TRAIN_START}..{TRAIN_START + TRAIN_FRAMES - 1}"
+SIZE = 64                                            # ci and cpu profiles; gpu: GPU_SIZE
+GPU_SIZE = 128
+DATA = (f"genlab.worlds.dancers: TARGET's recording at {SIZE}x{SIZE} ({GPU_SIZE}x{GPU_SIZE} in the gpu profile), frames {TRAIN_START}..{TRAIN_START + TRAIN_FRAMES - 1}"
         f" (fewer in ci) with exact keypoints as stick figures for training; metrics on frames {TEST_START}.."
         f"{TEST_START + EVAL_FRAMES - 1} (held out)")
 STEPS = {"ci": 2, "cpu": 5500, "gpu": 20000}       # cpu: 0.15-0.16 s/step on one core, ~15 min
@@ -87,10 +88,12 @@ def _check_profile(profile: str) -> None:
 
 
 def body_config(profile: str, *, temporal: bool, frame_critic: bool = False) -> RecipeConfig:
-    """ci: ngf 8, 24 frames, 2 steps; cpu: ngf 16, 600 frames; gpu: ngf 32, batch 8. All 64x64."""
+    """ci: ngf 8, 24 frames, 2 steps; cpu: ngf 16, 600 frames (both 64x64); gpu: ngf 32, batch 8, 128x128 with one
+    more down-sampling (the same receptive field relative to the figure)."""
     _check_profile(profile)
     ngf = {"ci": 8, "cpu": 16, "gpu": 32}[profile]
-    return RecipeConfig(DanceConfig(temporal=temporal, ngf=ngf, ndf=ngf, size=SIZE),
+    size, n_down = (GPU_SIZE, 3) if profile == "gpu" else (SIZE, 2)
+    return RecipeConfig(DanceConfig(temporal=temporal, ngf=ngf, ndf=ngf, size=size, n_down=n_down),
                         DanceTrain(steps=STEPS[profile], frames=24 if profile == "ci" else TRAIN_FRAMES,
                                    batch_size={"ci": 2, "cpu": 4, "gpu": 8}[profile], frame_critic=frame_critic))
 
@@ -98,7 +101,8 @@ def body_config(profile: str, *, temporal: bool, frame_critic: bool = False) -> 
 def face_config(profile: str) -> RecipeConfig:
     _check_profile(profile)
     ngf = {"ci": 8, "cpu": 16, "gpu": 32}[profile]
-    return RecipeConfig(FaceConfig(crop=SIZE // 4, ngf=ngf, ndf=ngf, size=SIZE),
+    size = GPU_SIZE if profile == "gpu" else SIZE
+    return RecipeConfig(FaceConfig(crop=size // 4, ngf=ngf, ndf=ngf, size=size),
                         DanceTrain(steps=FACE_STEPS[profile], frames=24 if profile == "ci" else TRAIN_FRAMES,
                                    batch_size={"ci": 2, "cpu": 16, "gpu": 32}[profile], lambda_l1=LAMBDA_L1_FACE))
 
@@ -208,12 +212,14 @@ def body_generator(profile: str = "ci", device: torch.device | str = "cpu") -> T
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _fit_gan(name: str, G: nn.Module, critics: dict[str, tuple[nn.Module, Critic]], data, config: RecipeConfig,
-             job: TrainJob, extra_l1: bool = False) -> TrainState:
-    """critics: {name: (its network, its Critic)}; feature matching on every critic."""
+def gan_setup(G: nn.Module, critics: dict[str, tuple[nn.Module, Critic]], config: RecipeConfig,
+              device: torch.device | str = "cpu", extra_l1: bool = False):
+    """-> (state, step): the recipes' GAN on ``device``; critics {name: (its network, its Critic)}, LSGAN with feature
+    matching (lambda_fm) on every critic, + lambda_l1 L1 to the real crop (channels 6:9) with ``extra_l1``. Adam on
+    G's trainable parameters and on each critic; an EMA of G."""
     t = config.train
-    G = G.to(job.device)
-    Ds = {k: D.to(job.device) for k, (D, _) in critics.items()}
+    G = G.to(device)
+    Ds = {k: D.to(device) for k, (D, _) in critics.items()}
     state = gan_state(G, Ds, torch.optim.Adam([p for p in G.parameters() if p.requires_grad], t.lr, betas=t.betas),
                       {k: torch.optim.Adam(D.parameters(), t.lr, betas=t.betas) for k, D in Ds.items()},
                       ema_decay=t.ema_decay)
@@ -228,29 +234,45 @@ def _fit_gan(name: str, G: nn.Module, critics: dict[str, tuple[nn.Module, Critic
             terms["l1"] = t.lambda_l1 * (fake[:, 6:9] - batch[:, 6:9]).abs().mean()
         return terms
 
-    step = make_gan_step(GANStepConfig(loss="lsgan"), critics=[c for _, c in critics.values()], g_input=lambda batch, n, device: batch,
-                         g_extra=g_extra)
+    step = make_gan_step(GANStepConfig(loss="lsgan"), critics=[c for _, c in critics.values()],
+                         g_input=lambda batch, n, device: batch, g_extra=g_extra)
+    return state, step
+
+
+def _fit_gan(name: str, G: nn.Module, critics: dict[str, tuple[nn.Module, Critic]], data, config: RecipeConfig,
+             job: TrainJob, extra_l1: bool = False) -> TrainState:
+    t = config.train
+    state, step = gan_setup(G, critics, config, job.device, extra_l1)
     return fit(state, step, data, t.steps, device=job.device, checkpoint=job.checkpoint,
                checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
                progress=job.progress, desc=name)
 
 
-def train_body(name: str, model: TemporalGenerator, config: RecipeConfig, job: TrainJob) -> TrainState:
+def body_critics(config: RecipeConfig) -> dict[str, tuple[nn.Module, Critic]]:
+    """The body recipes' critics: framewise D(s_t, x_t); temporal: the pair D_T (and, with frame_critic, D_S)."""
     m, t = config.model, config.train
-    clip = training_recording(t.frames, m.size)
-    packed = pack_frames(sticks_of(clip.keypoints, m.size), clip.frames * 2 - 1)
     frame_d = (MultiscaleDiscriminator(6, m.ndf, m.d_layers, m.num_scales), Critic("D", view=frame_view, loss="lsgan"))
     if not m.temporal:
         if t.frame_critic:
             raise ValueError("frame_critic adds a frame D to the temporal model; the framewise model has one already")
-        critics = {"D": frame_d}
-    else:
-        pair_d = MultiscaleDiscriminator(pair_channels(), m.ndf, m.d_layers, m.num_scales)
-        critics = {"D": (pair_d, Critic("D", view=pair_view, loss="lsgan"))}
-        if t.frame_critic:
-            critics = {"D_T": (pair_d, Critic("D_T", view=pair_view, loss="lsgan")),
-                       "D_S": (frame_d[0], Critic("D_S", view=frame_view, loss="lsgan"))}
-    return _fit_gan(name, Paired(model), critics, pair_batches(packed, t.batch_size, job.seed), config, job)
+        return {"D": frame_d}
+    pair_d = MultiscaleDiscriminator(pair_channels(), m.ndf, m.d_layers, m.num_scales)
+    if t.frame_critic:
+        return {"D_T": (pair_d, Critic("D_T", view=pair_view, loss="lsgan")),
+                "D_S": (frame_d[0], Critic("D_S", view=frame_view, loss="lsgan"))}
+    return {"D": (pair_d, Critic("D", view=pair_view, loss="lsgan"))}
+
+
+def body_data(config: RecipeConfig, seed: int = 0):
+    """data(step) of the body recipes: pairs (B, 2, 6, H, W) of the TARGET's training recording."""
+    m, t = config.model, config.train
+    clip = training_recording(t.frames, m.size)
+    return pair_batches(pack_frames(sticks_of(clip.keypoints, m.size), clip.frames * 2 - 1), t.batch_size, seed)
+
+
+def train_body(name: str, model: TemporalGenerator, config: RecipeConfig, job: TrainJob) -> TrainState:
+    critics = body_critics(config)
+    return _fit_gan(name, Paired(model), critics, body_data(config, job.seed), config, job)
 
 
 def face_batches(packed: torch.Tensor, batch_size: int, seed: int = 0):
@@ -268,6 +290,10 @@ def train_face(model: FaceGenerator, config: RecipeConfig, job: TrainJob) -> Tra
     clip = training_recording(t.frames, m.size)
     sticks = sticks_of(clip.keypoints, m.size)
     body = body_generator(job.profile, job.device)
+    if body.config.size != m.size:
+        raise ValueError(f"the face GAN ({m.size}x{m.size}) needs a body generator of its size, but the shipped "
+                         f"edn_temporal draws {body.config.size}x{body.config.size}: run `genlab train edn_temporal "
+                         f"--profile {job.profile} --ship` first")
     generated = body.generate(sticks)
     boxes = face_boxes(clip.keypoints, (m.size, m.size), m.crop)
     packed = torch.cat([crops(sticks, boxes), crops(generated, boxes), crops(clip.frames * 2 - 1, boxes)], 1)
@@ -289,14 +315,14 @@ def transfer_video(G: TemporalGenerator, face_G: FaceGenerator | None, keypoints
     return (frames.clamp(-1, 1) + 1) / 2
 
 
-def dance_scores(fake: torch.Tensor, clip, crop: int = SIZE // 4, ruler: nn.Module | None = None) -> dict[str, float]:
+def dance_scores(fake: torch.Tensor, clip, crop: int | None = None, ruler: nn.Module | None = None) -> dict[str, float]:
     """fake (T, 3, H, W) in [0, 1] against the clip it was made from: psnr, ssim, l1, warp_error, flicker
     (genlab.zoo.portraits.video_scores: the real video's Farneback flow), face_psnr (inside the face boxes of side
-    ``crop``) and keypoint_error_px (the ruler's reading of the fake frames vs the clip's keypoints; default the
-    shipped keypoint_regressor)."""
+    ``crop``, default a quarter of the frame's side) and keypoint_error_px (the ruler's reading of the fake frames vs
+    the clip's keypoints; default the shipped keypoint_regressor)."""
     real = clip.frames
     out = video_scores(fake, real)
-    boxes = face_boxes(clip.keypoints, tuple(real.shape[-2:]), crop)
+    boxes = face_boxes(clip.keypoints, tuple(real.shape[-2:]), crop or min(real.shape[-2:]) // 4)
     out["face_psnr"] = psnr(crops(fake, boxes), crops(real, boxes))
     ruler = ruler if ruler is not None else load_pretrained("keypoint_regressor").model
     out["keypoint_error_px"] = keypoint_error(predict_keypoints(ruler, fake), clip.keypoints)
