@@ -1,6 +1,8 @@
 """delegates_to: a hidden test can tell a solution that forwards to the library from one that does the work."""
 from __future__ import annotations
 
+import pytest
+
 import genlab.models.dvdgan as dvdgan_module
 from genlab.course.integrity import delegates_to
 from genlab.models.dvdgan import pool_clip, random_frames
@@ -62,3 +64,28 @@ def test_poisoning_the_module_attribute_stops_a_call_time_import():
         mp.setattr(dvdgan_module, "random_frames", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("poisoned")))
         with pytest.raises(RuntimeError, match="poisoned"):
             local_import(torch.zeros(1, 4, 1, 2, 2), 2)
+
+
+def test_unavailable_hides_every_binding_and_restores_them():
+    import genlab.models.dvdgan as dvdgan
+    from genlab.course.integrity import unavailable
+
+    namespace = {"rf": random_frames, "keep": len}
+
+    def obfuscated(clips, k):
+        return getattr(dvdgan, "random" + "_frames")(clips, k)
+
+    with unavailable(random_frames, namespace=namespace):
+        assert namespace["rf"] is not random_frames and namespace["keep"] is len
+        with pytest.raises(AssertionError, match="without the library's random_frames"):
+            obfuscated(None, 1)
+        with pytest.raises(AssertionError):
+            namespace["rf"](None, 1)
+    assert dvdgan.random_frames is random_frames and namespace["rf"] is random_frames
+    with pytest.raises(RuntimeError):
+        with unavailable(random_frames):
+            raise RuntimeError("the block fails")
+    assert dvdgan.random_frames is random_frames                # restored after a failure too
+    with pytest.raises(ValueError):
+        with unavailable():
+            pass

@@ -6,6 +6,11 @@ The check reads the function's code (and every function or lambda defined inside
 each attribute it reads from such a global, and each name it imports locally (``from m import f`` inside the body) is
 resolved (in the function's globals and closure cells, or the loaded module); if one of them *is* a reference object,
 or a module (or class) that holds one, the function delegates.
+
+:func:`unavailable` makes the references unusable while a hidden test runs the student's code: every binding of a
+reference in the loaded genlab modules and in the notebook's namespace is replaced by a function that fails, and put
+back afterwards. A delegation that :func:`delegates_to` cannot see (``getattr(module, "na" + "me")``, importlib, a
+reference captured elsewhere under a new name in a genlab module) then fails the test too.
 """
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ import dis
 import inspect
 import sys
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 
 def _codes(code: types.CodeType) -> Iterable[types.CodeType]:
@@ -73,3 +79,46 @@ def delegates_to(fn: Callable, *references: object) -> list[str]:
             else:
                 loaded = None
     return sorted(set(hits))
+
+
+@contextmanager
+def unavailable(*references: object, namespace: dict | None = None) -> Iterator[None]:
+    """While the block runs, every name bound to one of ``references`` -- an attribute of a loaded ``genlab`` module
+    or a key of ``namespace`` (pass the notebook's ``globals()``) -- is bound to a function that raises
+    AssertionError naming the reference; everything is restored on exit, also when the block fails.
+
+        expected = truncate(w, w_avg, 0.7)                      # the reference's answer, computed first
+        with unavailable(truncate, namespace=globals()):
+            got = my_truncate(w, w_avg, 0.7)                    # the student's code cannot reach truncate here
+    """
+    if not references:
+        raise ValueError("unavailable() needs at least one reference to hide")
+
+    def poison(ref: object) -> Callable:
+        name = getattr(ref, "__qualname__", repr(ref))
+
+        def refused(*args, **kwargs):
+            raise AssertionError(f"this exercise must be solved without the library's {name}")
+        return refused
+
+    saved: list[tuple[object, str, object]] = []
+    homes = [m for n, m in list(sys.modules.items()) if n == "genlab" or n.startswith("genlab.")]
+    try:
+        for ref in references:
+            bad = poison(ref)
+            for mod in homes:
+                for attr, value in list(vars(mod).items()):
+                    if value is ref:
+                        saved.append((mod, attr, value))
+                        setattr(mod, attr, bad)
+            for key, value in list((namespace or {}).items()):
+                if value is ref:
+                    saved.append((namespace, key, value))
+                    namespace[key] = bad
+        yield
+    finally:
+        for home, attr, value in reversed(saved):
+            if isinstance(home, dict):
+                home[attr] = value
+            else:
+                setattr(home, attr, value)
