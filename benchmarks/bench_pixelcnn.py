@@ -33,6 +33,22 @@ def sampling(n: int) -> dict:
             "speedup_x": round(t_naive / t_cached, 1), "identical": bool(torch.equal(naive, cached))}
 
 
+def timed_train_steps(model, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor | None, batch: int,
+                      steps: int, first: int = 0) -> float:
+    """Seconds for ``steps`` training steps (forward, bits/dim loss, backward, optimizer step) on consecutive batches
+    of x (N, C, H, W) uint8 from batch number ``first`` on (wrapping around); y: the labels of a class-conditional
+    model, else None."""
+    t0 = time.perf_counter()
+    for s in range(first, first + steps):
+        i = s * batch % (len(x) - batch + 1)
+        xb = x[i:i + batch]
+        loss = bits_per_dim(model(xb) if y is None else model(xb, y[i:i + batch]), xb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
 def throughput(name: str, steps: int) -> float:
     """Images/s of the recipe's cpu model and batch size: forward, bits/dim loss, backward, AdamW step."""
     recipe = get_recipe(name)
@@ -41,17 +57,9 @@ def throughput(name: str, steps: int) -> float:
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     x, y = mnist5k("train", as_uint8=True)
     b = cfg.train.batch_size
-    cond = bool(getattr(cfg.model, "n_classes", 0))
-    t0 = 0.0
-    for s in range(steps + 2):
-        if s == 2:                                                       # two warm-up steps
-            t0 = time.perf_counter()
-        xb, yb = x[s * b:(s + 1) * b], y[s * b:(s + 1) * b]
-        loss = bits_per_dim(model(xb, yb) if cond else model(xb), xb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return steps * b / (time.perf_counter() - t0)
+    y = y if getattr(cfg.model, "n_classes", 0) else None
+    timed_train_steps(model, opt, x, y, b, 2)                            # two warm-up steps
+    return steps * b / timed_train_steps(model, opt, x, y, b, steps, first=2)
 
 
 def main() -> None:

@@ -38,23 +38,32 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_images_per_s(model: str, res: int, steps: int, batch: int, device: torch.device) -> float:
-    G, D, cfg = build(model, res)
+def gan_training(G, D, cfg: GANStepConfig, batch: int, device: torch.device):
+    """(state, step, real): a G+D training step of ``make_gan_step`` (Adam, lr 2e-3, betas (0, 0.99)) and a fixed
+    real batch (batch, C, R, R) in [-1, 1], for :func:`timed_gan_steps`."""
     G, D = G.to(device), D.to(device)
     state = gan_state(G, D, torch.optim.Adam(G.parameters(), 2e-3, betas=(0.0, 0.99)),
                       torch.optim.Adam(D.parameters(), 2e-3, betas=(0.0, 0.99)))
-    step = make_gan_step(cfg)
-    real = torch.rand(batch, 3, res, res, device=device) * 2 - 1
-    for _ in range(2):
-        state.step = 1
-        step(state, real)
-    sync(device)
+    c = G.config
+    return state, make_gan_step(cfg), torch.rand(batch, c.image_channels, c.resolution, c.resolution,
+                                                 device=device) * 2 - 1
+
+
+def timed_gan_steps(state, step, real: torch.Tensor, steps: int, first: int = 0) -> float:
+    """Seconds for ``steps`` G+D steps numbered first, first + 1, ... (the number decides the lazy R1 / PL steps)."""
+    sync(real.device)
     t0 = time.perf_counter()
-    for s in range(steps):
+    for s in range(first, first + steps):
         state.step = s
         step(state, real)
-    sync(device)
-    return steps * batch / (time.perf_counter() - t0)
+    sync(real.device)
+    return time.perf_counter() - t0
+
+
+def train_images_per_s(model: str, res: int, steps: int, batch: int, device: torch.device) -> float:
+    state, step, real = gan_training(*build(model, res), batch, device)
+    timed_gan_steps(state, step, real, 2, first=1)                       # two warm-up steps without R1 / PL
+    return steps * batch / timed_gan_steps(state, step, real, steps)
 
 
 @torch.no_grad()

@@ -62,3 +62,26 @@ def test_amp_only_on_cuda():
     run = config.setup("ci", 0, device="cpu")
     assert run.use_amp is False
     assert "profile=ci" in run.describe()
+
+
+def test_after_setup_a_large_tensor_comes_from_the_heap_not_a_fresh_mapping():
+    """keep_freed_memory: a 64 MB block is served by malloc's heap (mallinfo2's hblkhd counts the bytes in mmapped
+    blocks: it must not grow), so freeing and reallocating it each step costs no page faults."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("not glibc >= 2.33: no mallinfo2 to look inside malloc")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    config.setup("ci", 0)
+    assert config.keep_freed_memory()
+    mapped = libc.mallinfo2().hblkhd
+    x = torch.empty(16 * 2 ** 20)                                   # 64 MB of float32
+    assert libc.mallinfo2().hblkhd - mapped < 2 ** 20
+    del x

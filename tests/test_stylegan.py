@@ -10,7 +10,7 @@ from genlab.losses import path_length_penalty
 from genlab.models import stylegan2
 from genlab.models.stylegan import CONFIGS, Discriminator, Generator, GrowthSchedule, StyleGANConfig, grow_real
 from genlab.nn.modulated import ModulatedConv2d, modulated_conv2d
-from genlab.nn.resample import downsample, resize_to, upsample
+from genlab.nn.resample import downsample, resampling_matrix, resize_to, upsample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = dict(resolution=16, max_channels=8, channel_base=64, mapping_layers=2, z_dim=8, w_dim=8)
@@ -46,6 +46,60 @@ def test_demodulated_output_has_unit_std_for_unit_variance_input():
     assert (raw - 1).abs().max() > 0.5, "without demodulation the styles change the output scale"
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("b, i, o, k, size, up", [(3, 4, 5, 3, 6, False), (2, 6, 3, 1, 5, False),
+                                                  (1, 5, 2, 3, 3, False), (4, 3, 7, 3, 4, True), (2, 8, 4, 1, 3, True),
+                                                  (2, 2, 3, 5, 7, False)])
+def test_training_form_of_the_modulated_conv_equals_the_grouped_form(b, i, o, k, size, up, dtype):
+    """scale x -> one batched conv -> demodulate (training form) and per-sample weights in one grouped conv (inference
+    form) are the same function: same outputs and same gradients w.r.t. x, the weight and the styles."""
+    g = torch.Generator().manual_seed(b * 100 + i * 10 + k)
+    x = torch.randn(b, i, size, size, generator=g, dtype=dtype)
+    weight = torch.randn(o, i, k, k, generator=g, dtype=dtype) / (i * k * k) ** 0.5
+    s = torch.rand(b, i, generator=g, dtype=dtype) * 3 - 1                        # styles of both signs, some near 0
+    dy = torch.randn(b, o, size * (1 + up), size * (1 + up), generator=g, dtype=dtype)
+    tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
+    for demod in (False, True):
+        results = []
+        for fused in (True, False):
+            leaves = [t.clone().requires_grad_() for t in (x, weight, s)]
+            y = modulated_conv2d(*leaves, demodulate=demod, fused=fused, up=up)
+            results.append((y, *torch.autograd.grad(y, leaves, dy)))
+        for what, a, c in zip(("output", "grad x", "grad weight", "grad styles"), *results):
+            torch.testing.assert_close(c, a, **tol, msg=lambda m: f"demodulate={demod}, {what}: {m}")
+
+
+def test_modulated_conv_layer_runs_the_training_form_in_training_and_the_grouped_form_in_eval(monkeypatch):
+    groups, conv2d = [], F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a, **kw: groups.append(kw.get("groups", 1)) or conv2d(*a, **kw))
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(4, 3, 3, w_dim=5, up=True)
+    x, w = torch.randn(2, 4, 5, 5), torch.randn(2, 5)
+    y_train = conv.train()(x, w)
+    y_eval = conv.eval()(x, w)
+    assert groups == [1, 2], "training: one batched conv; eval: one grouped conv, one group per sample"
+    assert y_train.shape == (2, 3, 10, 10) and torch.allclose(y_train, y_eval, atol=1e-5)
+
+
+def test_stylegan2_generator_gives_the_same_images_and_gradients_in_training_and_eval_mode():
+    torch.manual_seed(0)
+    G = stylegan2.Generator(stylegan2.StyleGAN2Config(**SMALL))
+    ws = G.map(torch.randn(3, 8)).detach()
+    noise = [torch.randn(s) for s in G.noise_shapes(3)]
+    dy = torch.randn(3, 3, 16, 16)
+    out = {}
+    for mode in (True, False):
+        G.train(mode)
+        G.zero_grad()
+        img = G.synthesis(ws, noise=noise)
+        (img * dy).sum().backward()
+        out[mode] = img.detach(), {n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None}
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-4, atol=1e-5)
+    assert out[True][1].keys() == out[False][1].keys() and len(out[True][1]) > 10
+    for name, grad in out[True][1].items():
+        torch.testing.assert_close(grad, out[False][1][name], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+
+
 def test_modulated_conv_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="styles"):
         modulated_conv2d(torch.randn(2, 4, 5, 5), torch.randn(3, 4, 3, 3), torch.randn(2, 5))
@@ -67,6 +121,43 @@ def test_bilinear_resampling_is_the_1331_filter_and_nearest_is_pooling():
         resize_to(torch.rand(1, 1, 24, 24), 16)
     with pytest.raises(ValueError, match="mode"):
         upsample(x, "bicubic")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2, 2), (2, 3, 4, 6), (1, 5, 8, 8), (2, 4, 16, 4), (3, 2, 32, 32),
+                                   (1, 2, 2, 64), (1, 1, 128, 16)])
+def test_fast_bilinear_resampling_equals_torch_interpolate_with_its_gradient(shape):
+    """upsample / downsample (matrix products on the CPU for small maps) against F.interpolate's bilinear x2 and
+    antialiased bilinear /2, borders included, forward and backward."""
+    g = torch.Generator().manual_seed(sum(shape))
+    for up, ref in ((True, lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)),
+                    (False, lambda t: F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False,
+                                                    antialias=True))):
+        x = torch.randn(shape, generator=g)
+        dy = torch.randn(ref(x).shape, generator=g)
+        results = []
+        for fn in ((lambda t: upsample(t, "bilinear")) if up else (lambda t: downsample(t, "bilinear")), ref):
+            xg = x.clone().requires_grad_()
+            y = fn(xg)
+            y.backward(dy)
+            results.append((y, xg.grad))
+        torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=1e-5)
+    # a 2-pixel-wide map: torch 2.x's antialiased CPU kernel gives every output row the first row's value when the
+    # output is one pixel wide, so compare with the transposed (2-pixel-high) map instead
+    x = torch.randn(2, 3, 8, 2, generator=g)
+    assert torch.allclose(downsample(x), downsample(x.transpose(2, 3)).transpose(2, 3), atol=1e-6)
+
+
+def test_resampling_matrices_hold_the_bilinear_weights_with_torchs_edges():
+    up, down = resampling_matrix(4, up=True), resampling_matrix(8, up=False)
+    assert up.tolist() == [[1, 0, 0, 0], [.75, .25, 0, 0], [.25, .75, 0, 0], [0, .75, .25, 0], [0, .25, .75, 0],
+                           [0, 0, .75, .25], [0, 0, .25, .75], [0, 0, 0, 1]]      # edges: the edge pixel itself
+    assert torch.equal(down[1], torch.tensor([0, 1, 3, 3, 1, 0, 0, 0], dtype=torch.float64) / 8)
+    assert torch.allclose(down[0], torch.tensor([3, 3, 1, 0, 0, 0, 0, 0], dtype=torch.float64) / 7)   # renormalized
+    assert torch.allclose(down[3], down[0].flip(0))
+    assert torch.allclose(resampling_matrix(2, up=False), torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="length 5"):
+        resampling_matrix(5, up=False)
 
 
 # ------------------------------------------------------------------------------------------- configs and errors

@@ -16,6 +16,8 @@ returns a :class:`Run` whose :meth:`Run.pick` chooses a size per profile::
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import random
 from dataclasses import dataclass, field
@@ -81,6 +83,23 @@ def set_deterministic(enabled: bool = True) -> None:
     torch.backends.cudnn.deterministic = enabled
 
 
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc serve large blocks from its heap and keep freed memory for reuse (Linux with glibc; a no-op
+    returning False elsewhere). Returns whether the setting took.
+
+    By default glibc returns every block over 32 MB to the OS when it is freed and maps a fresh one at the next
+    allocation, so each large tensor of a training step (one 128 x 128 x 28 x 28 float map is 51 MB) costs a page
+    fault per 4 KiB, every step: a third of a Gated PixelCNN step at batch 128 on the course machine
+    (benchmarks/RESULTS.md, 2026-12-03). The price: the process keeps its peak memory between steps.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3                                   # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 @dataclass
 class Run:
     """What :func:`setup` decided: the concrete profile, the device, the seed and a seeded generator."""
@@ -112,13 +131,14 @@ def setup(profile: str | None = "auto", seed: int = 0, *, device: str | None = N
     """Resolve the profile, choose the device, seed everything and set determinism. Returns a :class:`Run`.
 
     ``threads`` caps torch's intra-op threads (``$GENLAB_THREADS`` if unset), useful when the runner executes several
-    notebooks at once on a small machine.
+    notebooks at once on a small machine. Also keeps freed memory in the process for reuse (:func:`keep_freed_memory`).
     """
     prof = resolve_profile(profile)
     dev = choose_device(device)
     threads = threads or int(os.environ.get("GENLAB_THREADS", "0") or 0)
     if threads:
         torch.set_num_threads(threads)
+    keep_freed_memory()
     set_deterministic(deterministic)
     gen = seed_everything(seed)
     return Run(profile=prof, device=dev, seed=seed, generator=gen, deterministic=deterministic)

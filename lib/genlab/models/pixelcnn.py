@@ -68,8 +68,8 @@ def gated_activation(pre: torch.Tensor, groups: int = 1) -> torch.Tensor:
     genlab.nn.masked): block k of ``pre`` is [f_k, g_k]; the output keeps the blocks in order, so a colour group's
     features are gated only by its own group. With groups=1 this is f = pre[:, :p], g = pre[:, p:].
     """
-    f, g = rearrange(pre, "b (k two c) ... -> two b (k c) ...", k=groups, two=2)
-    return torch.tanh(f) * torch.sigmoid(g)
+    f, g = pre.unflatten(1, (groups, 2, -1)).unbind(2)                          # (B, k, p/k, ...) each: views
+    return (torch.tanh(f) * torch.sigmoid(g)).flatten(1, 2)
 
 
 def _logits(out: torch.Tensor, channels: int) -> torch.Tensor:
@@ -213,13 +213,24 @@ class GatedLayer(nn.Module):
         c = lin(h)                                                                # (B, 2p)
         return c.view(*c.shape, *([1] * (like.dim() - 2)))
 
+    def _conditioned(self, pre: torch.Tensor, lin: nn.Module | None, h: torch.Tensor | None) -> torch.Tensor:
+        """pre + V^T h; an unconditional layer returns pre itself (no addition of a zero)."""
+        return pre if lin is None else pre + self._cond(lin, h, pre)
+
+    def res_and_skip(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W_res g, W_skip g): the two 1x1 convolutions as one, their masked weights stacked at call time.
+        g: (B, p, H, W) -> two (B, p, H, W)."""
+        weight = torch.cat([self.res.masked_weight(), self.skip.masked_weight()])
+        return F.conv2d(g, weight, torch.cat([self.res.bias, self.skip.bias])).chunk(2, dim=1)
+
     def forward(self, v: torch.Tensor, h_row: torch.Tensor, h: torch.Tensor | None):
         wv = self.vertical_conv(v)
-        v_out = gated_activation(wv + self._cond(self.cond_v, h, wv))             # vertical stack: no colour order
+        v_out = gated_activation(self._conditioned(wv, self.cond_v, h))           # vertical stack: no colour order
         pre = self.h_conv(h_row) + self.link(wv)
-        g = gated_activation(pre + self._cond(self.cond_h, h, pre), self.groups)
-        h_out = self.res(g) if self.first else h_row + self.res(g)                # residual (2016b, Fig. 2)
-        return v_out, h_out, self.skip(g)
+        g = gated_activation(self._conditioned(pre, self.cond_h, h), self.groups)
+        res, skip = self.res_and_skip(g)
+        h_out = res if self.first else h_row + res                                # residual (2016b, Fig. 2)
+        return v_out, h_out, skip
 
 
 class GatedPixelCNN(nn.Module):
@@ -311,10 +322,10 @@ class GatedPixelCNN(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, h: torch.Tensor | None = None):
         u = self.embed_codes(x) if self.config.vocab else model_input(x, self.config.in_channels)
         cond = self.condition(u.shape[0], y, h, u.device, size=tuple(u.shape[-2:]))
-        v, hr, skip = u, u, 0.0
+        v, hr, skip = u, u, None
         for layer in self.layers:
             v, hr, s = layer(v, hr, cond)
-            skip = skip + s
+            skip = s if skip is None else skip + s
         if self.attention is not None:
             skip = skip + self.attention(skip)                                    # reads positions <= s only
         out = self.out(F.relu(self.head(F.relu(skip))))
