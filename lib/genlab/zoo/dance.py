@@ -48,13 +48,14 @@ from genlab.train import Critic, GANStepConfig, TrainState, fit, gan_state, make
 from genlab.worlds.dancers import TARGET, TEST_START, TRAIN_START, face_boxes, recording, stick_figure
 from genlab.zoo.dancers import predict_keypoints
 from genlab.zoo.portraits import video_scores
-from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob, export_inner_generator
 from genlab.zoo.shipping import load_pretrained
 
 TRAIN_FRAMES, EVAL_FRAMES, LAMBDA_FM, LAMBDA_L1_FACE = 600, 100, 10.0, 10.0
 SIZE = 64                                            # ci and cpu profiles; gpu: GPU_SIZE
 GPU_SIZE = 128
-DATA = (f"genlab.worlds.dancers: TARGET's recording at {SIZE}x{SIZE} ({GPU_SIZE}x{GPU_SIZE} in the gpu profile), frames {TRAIN_START}..{TRAIN_START + TRAIN_FRAMES - 1}"
+DATA = (f"genlab.worlds.dancers: TARGET's recording at {SIZE}x{SIZE} ({GPU_SIZE}x{GPU_SIZE} in the gpu profile), "
+        f"frames {TRAIN_START}..{TRAIN_START + TRAIN_FRAMES - 1}"
         f" (fewer in ci) with exact keypoints as stick figures for training; metrics on frames {TEST_START}.."
         f"{TEST_START + EVAL_FRAMES - 1} (held out)")
 STEPS = {"ci": 2, "cpu": 5500, "gpu": 20000}       # cpu: 0.15-0.16 s/step on one core, ~15 min
@@ -66,7 +67,8 @@ class DanceTrain:
     """``steps`` of Adam(lr, betas) for the generator and its critic on ``batch_size`` random training samples (pairs
     of consecutive frames, or face crops) of the first ``frames`` frames of the TARGET's recording; feature matching
     weight ``lambda_fm``; L1 weight ``lambda_l1`` (face GAN only; 0: off); the EMA's decay; frame_critic (temporal
-    model only): a framewise D_S(s_t, x_t) beside the pair D_T, as vid2vid's image discriminator (not in Chan et al.)."""
+    model only): a framewise D_S(s_t, x_t) beside the pair D_T, as vid2vid's image discriminator (not in Chan et
+    al.)."""
 
     steps: int
     frames: int = TRAIN_FRAMES
@@ -346,36 +348,26 @@ METRICS = {"psnr": 0.05, "ssim": 0.003, "l1": 0.002, "warp_error": 0.002, "flick
            "keypoint_error_px": 0.1}
 
 
-def _export(state: TrainState) -> nn.Module:
-    return (state.ema.module if state.ema is not None else state.model["G"]).inner
+def _body_recipe(name: str, summary: str, *, temporal: bool, frame_critic: bool = False) -> Recipe:
+    return Recipe(name=name, summary=summary, build=build_body,
+                  config=lambda p: body_config(p, temporal=temporal, frame_critic=frame_critic),
+                  train=lambda m, c, j: train_body(name, m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
+                  export=export_inner_generator)
 
 
-EDN_FRAMEWISE = Recipe(
-    name="edn_framewise",
-    summary="Everybody Dance Now-lite baseline: pix2pixHD-lite G(s_t) frame by frame vs D(s, x), LSGAN + FM, dancers",
-    build=build_body, config=lambda p: body_config(p, temporal=False),
-    train=lambda m, c, j: train_body("edn_framewise", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
-    export=_export,
-)
-EDN_TEMPORAL = Recipe(
-    name="edn_temporal",
-    summary="Everybody Dance Now-lite: x_t = G(s_t, x_{t-1}) vs the pair D(s_{t-1}, s_t, x_{t-1}, x_t), LSGAN + FM",
-    build=build_body, config=lambda p: body_config(p, temporal=True),
-    train=lambda m, c, j: train_body("edn_temporal", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
-    export=_export,
-)
-EDN_TEMPORAL_FD = Recipe(
-    name="edn_temporal_fd",
-    summary="edn_temporal with a framewise D_S(s_t, x_t) beside the pair D_T (vid2vid-style; a diagnosis, not in "
-            "Chan et al.)",
-    build=build_body, config=lambda p: body_config(p, temporal=True, frame_critic=True),
-    train=lambda m, c, j: train_body("edn_temporal_fd", m, c, j), evaluate=evaluate_body, metrics=METRICS, data=DATA,
-    export=_export,
-)
+EDN_FRAMEWISE = _body_recipe(
+    "edn_framewise", "Everybody Dance Now-lite baseline: pix2pixHD-lite G(s_t) frame by frame vs D(s, x), LSGAN + FM, "
+    "dancers", temporal=False)
+EDN_TEMPORAL = _body_recipe(
+    "edn_temporal", "Everybody Dance Now-lite: x_t = G(s_t, x_{t-1}) vs the pair D(s_{t-1}, s_t, x_{t-1}, x_t), "
+    "LSGAN + FM", temporal=True)
+EDN_TEMPORAL_FD = _body_recipe(
+    "edn_temporal_fd", "edn_temporal with a framewise D_S(s_t, x_t) beside the pair D_T (vid2vid-style; a diagnosis, "
+    "not in Chan et al.)", temporal=True, frame_critic=True)
 EDN_FACE = Recipe(
     name="edn_face",
     summary="Everybody Dance Now-lite face GAN: a residual on the face crop of the frozen edn_temporal output, "
             "vs D(s_F, x_F), LSGAN + FM + 10 L1",
     build=build_face, config=face_config, train=train_face, evaluate=evaluate_face, metrics=METRICS,
-    data=DATA + "; face crops of the frozen edn_temporal generator's output", export=_export,
+    data=DATA + "; face crops of the frozen edn_temporal generator's output", export=export_inner_generator,
 )

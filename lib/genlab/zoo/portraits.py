@@ -36,7 +36,7 @@ from genlab.train import Critic, GANStepConfig, TrainState, fit, gan_state, make
 from genlab.worlds.faces import eye_boxes, mouth_boxes
 from genlab.worlds.portraits import (TARGET, TEST_START, TRAIN_START, conditioning, recording, space_time_volume,
                                      track)
-from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob, export_inner_generator
 
 TRAIN_FRAMES, EVAL_FRAMES, LAMBDA_L1 = 600, 100, 100.0
 TRACK_SEED, EVAL_TRACK_SEED = 1, 2                # the noisy tracker's seeds on the training and held-out frames
@@ -193,14 +193,10 @@ def evaluate(model: nn.Module, device: torch.device, jitter: float = 0.0) -> dic
 METRICS = {"psnr": 0.05, "ssim": 0.003, "l1": 0.002, "warp_error": 0.002, "flicker": 0.002}
 
 
-def _export(state: TrainState) -> nn.Module:
-    return (state.ema.module if state.ema is not None else state.model["G"]).inner
-
-
 def _recipe(name: str, summary: str, **kw) -> Recipe:
     jitter = kw.get("jitter", 0.0)
     return Recipe(name=name, summary=summary, build=build, config=lambda p: portraits_config(p, **kw), train=train,
-                  evaluate=lambda m, d: evaluate(m, d, jitter), metrics=METRICS, data=DATA, export=_export)
+                  evaluate=lambda m, d: evaluate(m, d, jitter), metrics=METRICS, data=DATA, export=export_inner_generator)
 
 
 DVP = _recipe("dvp_portraits", "Deep Video Portraits-lite: U-Net on a space-time volume of N_w = 5 conditioning "

@@ -143,6 +143,12 @@ class Recipe:
                                                       else unwrap(s.model))
 
 
+def export_inner_generator(state: TrainState) -> nn.Module:
+    """The export of conditional GANs trained through a packed-batch adapter (``state.model["G"].inner``): the adapted
+    generator of the EMA when there is one, else of the raw G."""
+    return (state.ema.module if state.ema is not None else state.model["G"]).inner
+
+
 def known_names() -> list[str]:
     return sorted(RECIPES)
 

@@ -40,7 +40,7 @@ from genlab.nn.inference import batched
 from genlab.train import (Critic, GANStepConfig, StepBatches, TrainState, fit, gan_state, make_ema, make_gan_step,
                           warmup_cosine)
 from genlab.worlds.streets import NUM_CLASSES, StreetClips, streets
-from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob, export_inner_generator
 from genlab.zoo.shipping import load_pretrained
 
 SIZE, TRAIN_FRAMES, EVAL_FRAMES, N_TRAIN, N_TEST = (64, 64), 9, 12, 192, 16
@@ -297,22 +297,18 @@ GAN_METRICS = {"psnr": 0.05, "ssim": 0.005, "warp_error": 0.002, "flicker": 0.00
                "seg_miou": 0.01}
 
 
-def _export(state: TrainState) -> nn.Module:
-    return (state.ema.module if state.ema is not None else state.model["G"]).inner
-
-
 PIX2PIXHD = Recipe(
     name="pix2pixhd_streets",
     summary="pix2pixHD-lite global generator, frame by frame, vs a 2-scale conditional PatchGAN (LSGAN + FM), streets",
     build=build_pix2pix, config=pix2pix_config, train=lambda m, c, j: _train_gan("pix2pixhd_streets", m, c, j),
-    evaluate=evaluate_gan, metrics=GAN_METRICS, data=DATA, export=_export,
+    evaluate=evaluate_gan, metrics=GAN_METRICS, data=DATA, export=export_inner_generator,
 )
 
 
 def _vid2vid(name: str, summary: str, **kw) -> Recipe:
     return Recipe(name=name, summary=summary, build=build_vid2vid, config=lambda p: vid2vid_config(p, **kw),
                   train=lambda m, c, j: _train_gan(name, m, c, j), evaluate=evaluate_gan, metrics=GAN_METRICS,
-                  data=DATA, export=_export)
+                  data=DATA, export=export_inner_generator)
 
 
 VID2VID = _vid2vid("vid2vid_streets", "vid2vid-lite, L = 2, flow + mask, D_I + D_V at 2 temporal scales, streets")
