@@ -272,6 +272,31 @@ def read_provenance(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def seed_runs_dir() -> Path:
+    """``data/checkpoints/seeds/``: seed-spread runs of shipped recipes (provenance and metrics only)."""
+    return shipped_dir() / "seeds"
+
+
+def write_seed_run(name: str, seed: int, meta: dict[str, Any]) -> Path:
+    """Record a run of recipe ``name`` with another seed (``genlab train NAME --seed S --ship``): its provenance and
+    metrics in ``data/checkpoints/seeds/NAME.seedS.json`` (atomically). The weights are not shipped."""
+    folder = seed_runs_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.seed{seed}.json"
+    record = {"name": name, "weights": "not shipped (a seed-spread run: provenance and metrics only)", **meta}
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def seed_runs(name: str) -> list[dict[str, Any]]:
+    """Every recorded run of recipe ``name``: the shipped checkpoint's provenance first, then the seed-spread runs
+    in seed order. Each dict has ``seed`` and ``metrics`` (and the rest of its provenance)."""
+    runs = [read_provenance(name)]
+    extra = [json.loads(p.read_text()) for p in seed_runs_dir().glob(f"{name}.seed*.json")]
+    return runs + sorted(extra, key=lambda r: r["seed"])
+
+
 def load_model(name: str, build: Callable[[dict], nn.Module],
                map_location: str | torch.device | None = "cpu") -> Checkpoint:
     """The shipped checkpoint ``name`` with its network rebuilt by ``build(config["model"])`` (``.model``, eval mode).

@@ -1,7 +1,7 @@
 """The `genlab` command: run the course, train/evaluate registered models, release and grade notebooks.
 
     genlab run [NOTEBOOK...] [--profile P] [--jobs N] [--out DIR] [--timeout S] [--store]
-    genlab train NAME [--profile P] [--resume/--no-resume] [--ship]
+    genlab train NAME [--profile P] [--resume/--no-resume] [--ship] [--seed S]
     genlab eval NAME
     genlab release [NOTEBOOK...] --out DIR
     genlab grade SUBMISSION... --out DIR [--jobs N] [--timeout S] [--memory-mb M]
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ship", action="store_true",
                    help="write the result into data/checkpoints/ with provenance (a checkpoint we ship)")
     t.add_argument("--out", default="runs", help="folder for periodic checkpoints and logs")
+    t.add_argument("--seed", type=int, default=None,
+                   help="train with another seed than the recipe's (a seed-spread run: with --ship only its "
+                        "provenance and metrics are written, to data/checkpoints/seeds/NAME.seedS.json)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="re-evaluate a shipped checkpoint and compare with its provenance")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, load_model, read_provenance,
-                                retrain_command, save_checkpoint, shipped_path, write_provenance)
+                                retrain_command, save_checkpoint, shipped_path, write_provenance, write_seed_run)
 from genlab.config import Run, choose_device, setup
 from genlab.paths import sha256
 from genlab.train import cleanup, init_distributed, is_main_process, prepare_model
@@ -94,11 +94,14 @@ def train_main(args) -> int:
     except UnknownRecipeError as e:
         print(f"genlab train: {e}", file=sys.stderr)
         return 2
-    run = setup(args.profile, recipe.seed)
+    seed = recipe.seed if getattr(args, "seed", None) is None else args.seed
+    spread = seed != recipe.seed                        # a seed-spread run: never replaces the shipped checkpoint
+    run = setup(args.profile, seed)
     dist_info = init_distributed(run.device.type)
-    job = TrainJob(profile=run.profile, device=dist_info.device, seed=recipe.seed, data=recipe.data,
-                   command=_command(recipe.name, run.profile, args.ship, dist_info.world_size),
-                   checkpoint=Path(args.out) / recipe.name / run.profile / "last.pt", resume=args.resume)
+    command = _command(recipe.name, run.profile, args.ship, dist_info.world_size) + (f" --seed {seed}" if spread else "")
+    folder = Path(args.out) / recipe.name / run.profile / (f"seed{seed}" if spread else "")
+    job = TrainJob(profile=run.profile, device=dist_info.device, seed=seed, data=recipe.data, command=command,
+                   checkpoint=folder / "last.pt", resume=args.resume)
     try:
         config = recipe.config(run.profile)
         model = prepare_model(recipe.build(config.as_dict()["model"]), job.device)
@@ -113,7 +116,10 @@ def train_main(args) -> int:
                               data=job.data, train_seconds=state.seconds, extra=extra)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         print(f"[genlab] {recipe.name} ({run.profile}): {state.step} steps, {state.seconds:.0f} s, {shown} -> {out}")
-        if args.ship:
+        if args.ship and spread:
+            path = write_seed_run(recipe.name, seed, load_checkpoint(out).meta)
+            print(f"[genlab] recorded the seed-{seed} run in {path} (provenance and metrics; weights not shipped)")
+        elif args.ship:
             path = _ship(recipe, final, config, metrics, job, state.seconds, extra)
             print(f"[genlab] shipped {path} ({path.stat().st_size / 1024:.0f} KiB) + {path.with_suffix('.json').name}")
         return 0
