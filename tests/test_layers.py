@@ -12,7 +12,7 @@ ROOT = Path(genlab.__file__).resolve().parent
 #: layer of each module prefix, bottom (0) to top; the longest matching prefix wins
 LAYERS: dict[str, int] = {
     "genlab": 0, "genlab.config": 0, "genlab.record": 0, "genlab.provenance": 0, "genlab.tensors": 0,
-    "genlab.paths": 0,
+    "genlab.paths": 0, "genlab.progress": 0,
     "genlab.nn": 1,
     "genlab.worlds": 2, "genlab.data": 2,
     "genlab.models": 3,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from genlab.metrics import factor_probe
-from genlab.metrics.droplets import droplet_ratio, spike_ratio
+from genlab.metrics.droplets import droplet_ratio, on_border, spike_positions, spike_ratio
 from genlab.metrics.ppl import perceptual_path_length
 from genlab.models.stylegan import Generator, StyleGANConfig
 
@@ -50,6 +50,22 @@ def test_spike_ratio_of_a_single_droplet():
     assert torch.allclose(spike_ratio(f), torch.tensor([1.0, 10.0]))
     G = Generator(StyleGANConfig.of("F", **SMALL))
     assert droplet_ratio(G, 8) >= 1.0
+    assert droplet_ratio(G, 8, border=1) >= 1.0
+
+
+def test_border_spikes_are_left_out_and_located():
+    f = torch.ones(3, 4, 8, 8)
+    f[0, :, 0, 5] = 10.0           # on the top edge
+    f[1, :, 3, 4] = 10.0           # inside
+    f[2, :, 7, 7] = 10.0           # a corner
+    assert torch.allclose(spike_ratio(f), torch.full((3,), 10.0))
+    assert torch.allclose(spike_ratio(f, border=1), torch.tensor([1.0, 10.0, 1.0]))
+    pos = spike_positions(f)
+    assert pos.tolist() == [[0, 5], [3, 4], [7, 7]]
+    assert on_border(pos, 8).tolist() == [True, False, True]
+    assert on_border(torch.tensor([[1, 4]]), 8, border=2).tolist() == [True]
+    with pytest.raises(ValueError, match="no interior"):
+        spike_ratio(f, border=4)
 
 
 class _Flat(nn.Module):

@@ -145,6 +145,12 @@ def test_bottom_prior_reads_the_top_codes_and_samples_given_them():
     a = prior.sample(2, (6, 8), top, generator=torch.Generator().manual_seed(3))
     b = prior.sample(2, (6, 8), top, generator=torch.Generator().manual_seed(3), cached=False)
     assert torch.equal(a, b) and a.shape == (2, 6, 8)
+    top4 = torch.randint(0, 7, (5, 3, 4))                  # batched sampling: chunks in order, each with its own top
+    g = torch.Generator().manual_seed(5)
+    parts = [prior.sample(2, (6, 8), top4[:2], generator=g), prior.sample(2, (6, 8), top4[2:4], generator=g),
+             prior.sample(1, (6, 8), top4[4:], generator=g)]
+    chunked = prior.sample(5, (6, 8), top4, generator=torch.Generator().manual_seed(5), batch_size=2)
+    assert torch.equal(chunked, torch.cat(parts)) and chunked.shape == (5, 6, 8)
     with pytest.raises(ValueError, match="twice the size"):
         prior(torch.randint(0, K, (2, 5, 8)), top)
     with pytest.raises(ValueError, match=r"\[0, 7\)"):

@@ -11,7 +11,9 @@ Both models define p(x) = prod_i p(x_i | x_<i) with a 256-way softmax per sub-pi
   the vertical stack feeds the horizontal one through a 1x1 convolution (it only ever sees rows strictly above, so the
   link cannot leak); residual connections in the horizontal stack and skip connections to the output; optional
   conditioning on a vector h: y = tanh(W_f * x + V_f^T h) . sigmoid(W_g * x + V_g^T h) (Eq. 4), with h a one-hot class
-  label, a learned class embedding, or any vector the caller passes.
+  label, a learned class embedding, or any vector the caller passes. With one-hot labels, ``y = NULL_LABEL`` (-1)
+  means "no label": h = 0, the empty condition of classifier-free guidance (Ho & Salimans 2021) for a model trained
+  with label dropout (genlab.zoo.pixelcnn, ``gated_pixelcnn_mnist_cfg``).
 
 Model contract (shared with genlab.models.pixelrnn and genlab.metrics.receptive_field):
 
@@ -34,6 +36,7 @@ from genlab.nn.attention import CausalSelfAttention
 from genlab.nn.masked import MaskedConv2d
 
 N_LEVELS = 256
+NULL_LABEL = -1    # "no label" for a one-hot class-conditional model: h = 0 (label dropout, classifier-free guidance)
 
 
 # -------------------------------------------------------------------------------------------------- inputs, gates
@@ -301,13 +304,14 @@ class GatedPixelCNN(nn.Module):
             y = y.expand(n) if y.dim() == 0 else y
             if y.shape != (n,):
                 raise ValueError(f"y must have shape ({n},) (one label per image), got {tuple(y.shape)}")
-            if n and (int(y.min()) < 0 or int(y.max()) >= cfg.n_classes):
-                raise ValueError(f"class labels must lie in [0, {cfg.n_classes}), got [{int(y.min())}, "
-                                 f"{int(y.max())}]")
+            low = NULL_LABEL if self.embedding is None else 0
+            if n and (int(y.min()) < low or int(y.max()) >= cfg.n_classes):
+                raise ValueError(f"class labels must lie in [0, {cfg.n_classes}) (or be NULL_LABEL = -1, no label, "
+                                 f"for a one-hot model), got [{int(y.min())}, {int(y.max())}]")
             y = y.long()
             if self.embedding is not None:
                 return self.embedding(y)                                          # learned embedding
-            return F.one_hot(y, cfg.n_classes).float()                            # one-hot h
+            return F.one_hot(y.clamp_min(0), cfg.n_classes).float() * (y != NULL_LABEL)[:, None]   # one-hot h; 0 = none
         if cfg.h_dim:
             if y is not None or h is None:
                 raise ValueError(f"this model is conditioned on a vector: pass h=(n, {cfg.h_dim})")

@@ -7,6 +7,10 @@ network once per sub-pixel; the cached one (the idea of Fast PixelCNN++, Ramacha
 activations and computes only what the new pixel changes: for PixelCNN one position per layer per pixel (a layer's
 output at pixel q depends only on pixels before q, so it is final once computed), for Gated PixelCNN the vertical stack
 once per row and the horizontal stack one position per pixel.
+
+Classifier-free guidance (Ho & Salimans 2021; ``guidance=w`` for a one-hot class-conditional model trained with label
+dropout): every sub-pixel is drawn from the logits (1 + w) log p(x_i | x_<i, y) - w log p(x_i | x_<i, no label),
+both computed in one batch of 2n (the second half with ``NULL_LABEL``). w = 0 is ordinary conditional sampling.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.pixelcnn import N_LEVELS, GatedPixelCNN, PixelCNN, gated_activation
+from genlab.models.pixelcnn import N_LEVELS, NULL_LABEL, GatedPixelCNN, PixelCNN, gated_activation
 from genlab.nn.masked import MaskedConv2d
 
 def _image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -34,7 +38,15 @@ def _is_code_model(model: nn.Module) -> bool:
     return isinstance(model, GatedPixelCNN) and model.config.vocab > 0
 
 
-def _prepare(model: nn.Module, n: int, image_size, y, h, generator, n_pixels):
+def guided_logits(logits: torch.Tensor, n: int, guidance: float) -> torch.Tensor:
+    """(2n, ..., K) logits, conditional then unconditional -> (n, ..., K): (1 + w) log p(. | y) - w log p(. | none)."""
+    if not guidance:
+        return logits
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return (1 + guidance) * logp[:n] - guidance * logp[n:]
+
+
+def _prepare(model: nn.Module, n: int, image_size, y, h, generator, n_pixels, guidance: float = 0.0):
     hh, ww = _image_size(image_size)
     c = model.config.in_channels
     device = next(model.parameters()).device
@@ -45,12 +57,18 @@ def _prepare(model: nn.Module, n: int, image_size, y, h, generator, n_pixels):
         if h is not None:
             raise ValueError("this model is class-conditional: sample with y, not h")
         cond_kwargs = {"y": torch.as_tensor(y, device=device).expand(n) if y is not None else None}
+        if guidance:
+            if model.config.embedding_dim or y is None:
+                raise ValueError("classifier-free guidance needs a one-hot class-conditional model and labels y")
+            cond_kwargs["y"] = torch.cat([cond_kwargs["y"], torch.full_like(cond_kwargs["y"], NULL_LABEL)])
     elif isinstance(model, GatedPixelCNN) and (model.config.h_dim or model.config.cond_channels):
         if y is not None:
             raise ValueError("this model is conditioned on h: sample with h=..., not y")
         cond_kwargs = {"h": h.to(device) if isinstance(h, torch.Tensor) else h}
     elif y is not None or h is not None:
         raise ValueError(f"{type(model).__name__} is unconditional: sample without y / h")
+    if guidance and "y" not in cond_kwargs:
+        raise ValueError("classifier-free guidance needs a class-conditional model (n_classes > 0)")
     return hh, ww, c, device, u, positions, cond_kwargs
 
 
@@ -61,28 +79,33 @@ def _canvas(model: nn.Module, n: int, c: int, hh: int, ww: int, device=None) -> 
 
 @torch.no_grad()
 def sample_naive(model: nn.Module, n: int, image_size: int | tuple[int, int] = 28, *, y=None, h=None,
-                 generator: torch.Generator | None = None, n_pixels: int | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, n_pixels: int | None = None,
+                 guidance: float = 0.0) -> torch.Tensor:
     """Sample ``n`` images by running the whole network once per sub-pixel (H * W * C forward passes).
 
     y: class label(s) for a class-conditional model (int or (n,)); h: the vector (n, h_dim) or feature map
     (n, cond_channels, H, W) of an h-conditioned model; generator: CPU torch.Generator for the noise;
-    n_pixels: stop after this many pixels in raster order (the rest stay 0), e.g. to time a few steps.
+    n_pixels: stop after this many pixels in raster order (the rest stay 0), e.g. to time a few steps;
+    guidance: the classifier-free guidance weight w (module docstring).
     Returns (n, C, H, W) uint8, or (n, H, W) int64 codes for a code model (vocab > 0).
     """
     model.eval()
-    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, h, generator, n_pixels)
-    x = _canvas(model, n, c, hh, ww, device)
+    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, h, generator, n_pixels, guidance)
+    m = 2 * n if guidance else n                                 # guided: the same images twice, with and without y
+    x = _canvas(model, m, c, hh, ww, device)
     code = _is_code_model(model)
     for i, j in positions:
         for ch in range(c):
-            logits = model(x[:, 0], **cond)[:, :, i, j] if code else model(x, **cond)[:, :, ch, i, j]   # (n, K)
-            x[:, ch, i, j] = _draw(logits, u[:, ch, i, j]).to(device)
-    return x[:, 0].cpu() if code else x.cpu()
+            logits = model(x[:, 0], **cond)[:, :, i, j] if code else model(x, **cond)[:, :, ch, i, j]   # (m, K)
+            value = _draw(guided_logits(logits, n, guidance), u[:, ch, i, j]).to(device)
+            x[:, ch, i, j] = value.repeat(m // n)
+    return x[:n, 0].cpu() if code else x[:n].cpu()
 
 
 @torch.no_grad()
 def sample_cached(model: nn.Module, n: int, image_size: int | tuple[int, int] = 28, *, y=None, h=None,
-                  generator: torch.Generator | None = None, n_pixels: int | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, n_pixels: int | None = None,
+                  guidance: float = 0.0) -> torch.Tensor:
     """Sample like :func:`sample_naive` (same arguments, identical images for the same generator state), computing only
     what each new pixel changes: for PixelCNN one position of every layer per pixel; for GatedPixelCNN the vertical
     stack once per row and one position of the horizontal stack per pixel (and one attention step, from cached keys
@@ -92,17 +115,18 @@ def sample_cached(model: nn.Module, n: int, image_size: int | tuple[int, int] = 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # every op works on (n, channels) vectors: intra-op threads only add overhead
     try:
-        return _sample_cached(model, n, image_size, y, h, generator, n_pixels)
+        return _sample_cached(model, n, image_size, y, h, generator, n_pixels, guidance)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sample_cached(model: nn.Module, n: int, image_size, y, h, generator, n_pixels) -> torch.Tensor:
-    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, h, generator, n_pixels)
+def _sample_cached(model: nn.Module, n: int, image_size, y, h, generator, n_pixels, guidance=0.0) -> torch.Tensor:
+    hh, ww, c, device, u, positions, cond = _prepare(model, n, image_size, y, h, generator, n_pixels, guidance)
+    m = 2 * n if guidance else n                                 # guided: the same images twice, with and without y
     if isinstance(model, GatedPixelCNN):
-        state = _GatedCache(model, n, hh, ww, device, cond.get("y"), cond.get("h"))
+        state = _GatedCache(model, m, hh, ww, device, cond.get("y"), cond.get("h"))
     elif isinstance(model, PixelCNN):
-        state = _PixelCNNCache(model, n, hh, ww, device)
+        state = _PixelCNNCache(model, m, hh, ww, device)
     else:
         raise TypeError(f"sample_cached knows PixelCNN and GatedPixelCNN, not {type(model).__name__}: use sample_naive")
     x = _canvas(model, n, c, hh, ww)
@@ -112,9 +136,9 @@ def _sample_cached(model: nn.Module, n: int, image_size, y, h, generator, n_pixe
             state.start_row(i)
             row = i
         for ch in range(c):
-            logits = state.logits_at(i, j)[:, ch]                                  # (n, 256)
+            logits = guided_logits(state.logits_at(i, j)[:, ch], n, guidance)    # (n, 256)
             x[:, ch, i, j] = _draw(logits, u[:, ch, i, j]).cpu()
-            state.set_pixel(i, j, ch, x[:, ch, i, j])
+            state.set_pixel(i, j, ch, x[:, ch, i, j].repeat(m // n))
     return x[:, 0] if _is_code_model(model) else x
 
 

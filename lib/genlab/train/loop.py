@@ -3,7 +3,7 @@
 What :func:`fit` adds around a user-supplied ``step_fn`` (which does forward, backward and the optimizer step(s), so a
 GAN can play its two-player step):
 
-* a tqdm.auto progress bar (only on the main process);
+* a progress bar (:func:`genlab.progress.progress_bar`: its stored notebook text is the final state; main process only);
 * an EMA of the weights (``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn``; see :func:`make_ema`);
 * NaN/inf detection on everything ``step_fn`` logs: :class:`NonFiniteLossError` names the step;
 * periodic checkpoints (model, optimizer(s), EMA, step, RNG states, loss history) and exact resume after an
@@ -45,6 +45,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from genlab.progress import progress_bar
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -347,8 +348,6 @@ def fit(state: TrainState, step_fn: Callable[[TrainState, Any], Mapping[str, Any
     meta: provenance stored with the checkpoint: ``config``, ``seed``, ``command``, ``data`` (see save_checkpoint).
     callback(state, logs): called after every step on every rank (evaluation, sample grids, ...).
     """
-    from tqdm.auto import tqdm
-
     meta = dict(meta or {})
     device = torch.device(device) if device is not None else next(unwrap(state.model).parameters()).device
     if checkpoint is not None and resume:
@@ -364,7 +363,7 @@ def fit(state: TrainState, step_fn: Callable[[TrainState, Any], Mapping[str, Any
                         metrics={k: v[-1] for k, v in state.history.items() if v}, seed=meta.get("seed"),
                         command=meta.get("command", ""), data=meta.get("data", ""), train_seconds=state.seconds)
 
-    bar = tqdm(total=steps, initial=state.step, desc=desc, disable=not (progress and main), dynamic_ncols=True)
+    bar = progress_bar(total=steps, initial=state.step, desc=desc, disable=not (progress and main), dynamic_ncols=True)
     try:
         while state.step < steps:
             t0 = time.perf_counter()

@@ -4,6 +4,12 @@ AdamW with warm-up + cosine decay on bits/dim, gradient clipping, weight EMA; th
 train digits are the ones shipped (early stopping without the test split). Conditional models are also scored by the
 shipped digit classifier on class-conditional samples. A recipe's config is typed: the model's PixelCNNConfig or
 GatedPixelCNNConfig and the training settings :class:`PixelCNNTrain`.
+
+``gated_pixelcnn_mnist_cfg`` is the conditional network fine-tuned with **label dropout** (each label replaced by
+``NULL_LABEL``, h = 0, with probability ``label_dropout``) so that one network gives both p(x | y) and p(x): what
+classifier-free guidance needs (:mod:`genlab.models.pixelcnn_sampling`). It starts from the shipped
+``gated_pixelcnn_mnist_cond`` weights (``init_from``; said in its provenance) rather than from scratch, to fit a CPU
+budget; its evaluation adds the bits/dim without labels and the digit classifier's accuracy of guided samples.
 """
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from genlab.checkpoints import load_checkpoint, save_checkpoint
+from genlab.checkpoints import load_checkpoint, save_checkpoint, shipped_path
 from genlab.data.mnist import mnist5k
+from genlab.metrics.diversity import within_class_spread
 from genlab.metrics.likelihood import bits_per_dim, evaluate_bits_per_subpixel, evaluate_bpd
-from genlab.models.pixelcnn import GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
+from genlab.models.pixelcnn import NULL_LABEL, GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
 from genlab.models.pixelcnn_sampling import sample_cached
 from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
 from genlab.zoo.digit_classifier import judge_digits
@@ -25,6 +32,8 @@ DATA = ("genlab.data.mnist5k (uint8): train split (4000 digits) -- the first 360
         "keep the best EMA weights; test split (1000 digits) for test_bpd")
 N_HELD_OUT = 400
 N_JUDGED = 100     # class-conditional samples judged by the digit classifier (10 per class)
+N_GUIDED = 200     # guided samples per guidance weight (20 per class)
+GUIDANCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -69,12 +78,35 @@ def _gated_config(profile: str, n_classes: int = 0, attention_heads: int = 0) ->
     return RecipeConfig(model, train)
 
 
+@dataclass(frozen=True)
+class GuidedTrain(PixelCNNTrain):
+    """:class:`PixelCNNTrain` + label dropout (each label -> NULL_LABEL with probability ``label_dropout``) and the
+    shipped checkpoint the run starts from (``init_from``; empty: from scratch)."""
+
+    label_dropout: float = 0.2
+    init_from: str = ""
+
+
+def _guided_config(profile: str) -> RecipeConfig:
+    """The conditional net of ``gated_pixelcnn_mnist_cond``, fine-tuned 600 steps at lr 1e-3 with label dropout 0.2
+    (cpu, ~10 min on one thread); ci: a smoke run from scratch (the ci net is another size)."""
+    base = _gated_config(profile, n_classes=10)
+    steps, batch = {"ci": (4, 16), "cpu": (600, 32), "gpu": (4000, 64)}[profile]
+    train = GuidedTrain(steps=steps, batch_size=batch, lr=1e-3, warmup=0.05, eval_every=max(steps // 6, 1),
+                        label_dropout=0.2, init_from="" if profile == "ci" else "gated_pixelcnn_mnist_cond")
+    return RecipeConfig(base.model, train)
+
+
 def _train(model: nn.Module, config: RecipeConfig, job, name: str) -> TrainState:
     """AdamW with warm-up + cosine decay on bits/dim, gradient clipping, weight EMA; every ``eval_every`` steps the
     EMA's bits/dim on the held-out 400 train digits, and the best EMA weights are the ones returned (early stopping
     without looking at the test split)."""
     t = config.train
     conditional = bool(getattr(config.model, "n_classes", 0))   # PixelCNNConfig has no classes
+    dropout = getattr(t, "label_dropout", 0.0)
+    if getattr(t, "init_from", ""):
+        start = load_checkpoint(shipped_path(t.init_from)).model_state          # fine-tune a shipped network
+        model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in start.items()})
     x, y = mnist5k("train", as_uint8=True)
     x_tr, y_tr, x_val, y_val = x[:-N_HELD_OUT], y[:-N_HELD_OUT], x[-N_HELD_OUT:], y[-N_HELD_OUT:]
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
@@ -83,6 +115,9 @@ def _train(model: nn.Module, config: RecipeConfig, job, name: str) -> TrainState
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         xb, yb = batch
+        if dropout:                                                  # label dropout: y -> "no label" (h = 0)
+            g = torch.Generator().manual_seed(job.seed * 1_000_003 + state.step)    # resume-exact
+            yb = torch.where(torch.rand(len(yb), generator=g).to(yb.device) < dropout, NULL_LABEL, yb)
         for group in opt.param_groups:
             group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
@@ -137,6 +172,29 @@ def _evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:
     return metrics
 
 
+def guided_samples(model: GatedPixelCNN, guidance: float, n: int = N_GUIDED, *, seed: int = 0,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """n class-conditional samples (n, 1, 28, 28) uint8 with classifier-free guidance weight ``guidance`` and their
+    labels (n,) (i % 10), from ``seed``."""
+    labels = torch.arange(n) % model.config.n_classes
+    samples = sample_cached(model, n, 28, y=labels.to(device), generator=torch.Generator().manual_seed(seed),
+                            guidance=guidance)
+    return samples, labels
+
+
+def _evaluate_guided(model: nn.Module, device: torch.device) -> dict[str, float]:
+    """:func:`_evaluate` + test_bpd_null (no labels: the unconditional model inside) and, per guidance weight w in
+    GUIDANCE_WEIGHTS, the digit classifier's accuracy and the within-class spread of N_GUIDED guided samples (seed 0)."""
+    metrics = _evaluate(model, device)
+    x, _ = mnist5k("test", as_uint8=True)
+    metrics["test_bpd_null"] = evaluate_bpd(model, x, torch.full((len(x),), NULL_LABEL))
+    for w in GUIDANCE_WEIGHTS:
+        samples, labels = guided_samples(model, w, device=device)
+        metrics[f"guided_accuracy_w{w:g}"] = judge_digits(samples, labels, device)
+        metrics[f"guided_spread_w{w:g}"] = within_class_spread(samples, labels)
+    return metrics
+
+
 @torch.no_grad()
 def class_bits(model: "GatedPixelCNN", x_uint8: torch.Tensor, *, batch_size: int = 16) -> torch.Tensor:
     """-log2 p(x | y) in bits per image of the images ``x_uint8`` (N, C, H, W) under every class y of a
@@ -177,7 +235,13 @@ def _recipes():
                build=_build_gated, config=lambda profile: _gated_config(profile, n_classes=10, attention_heads=2),
                train=lambda m, c, j: _train(m, c, j, "gated_pixelcnn_mnist_cond_attn"), evaluate=_evaluate,
                metrics=tol, data=DATA),
+        Recipe(name="gated_pixelcnn_mnist_cfg",
+               summary="the conditional Gated PixelCNN fine-tuned with label dropout 0.2 (classifier-free guidance)",
+               build=_build_gated, config=_guided_config,
+               train=lambda m, c, j: _train(m, c, j, "gated_pixelcnn_mnist_cfg"), evaluate=_evaluate_guided,
+               metrics=tol, data=DATA + "; starts from the shipped gated_pixelcnn_mnist_cond weights (init_from)"),
     )
 
 
-PIXELCNN_MNIST, GATED_PIXELCNN_MNIST, GATED_PIXELCNN_MNIST_COND, GATED_PIXELCNN_MNIST_COND_ATTN = _recipes()
+(PIXELCNN_MNIST, GATED_PIXELCNN_MNIST, GATED_PIXELCNN_MNIST_COND, GATED_PIXELCNN_MNIST_COND_ATTN,
+ GATED_PIXELCNN_MNIST_CFG) = _recipes()

@@ -2,6 +2,7 @@
 
 * ``vqvae2_faces64``: two levels (top 8x8, bottom 16x16 codes, K = 256 each), EMA codebooks + dead-code restarts.
 * ``vqvae2_faces64_noema``: the same network and budget, codebooks learnt by gradient, no restarts (codebook health).
+* ``vqvae2_faces64_norestart``: EMA codebooks without restarts (separates the two changes of the row above).
 * ``vqvae_faces64``: one level at 1/4 (16x16 codes) with K = 1024, i.e. the same code bits as the two-level model:
   16 * 16 * 10 = 2560 = (8 * 8 + 16 * 16) * 8.
 * ``vqvae2_faces64_bottleneck``: the bottom codebook cut to 16 codes (4 bits per bottom code): does a bottleneck on the
@@ -239,6 +240,8 @@ VQVAE2_FACES = _recipe("vqvae2_faces64", "VQ-VAE-2 (top 8x8 + bottom 16x16 codes
                        lambda p: vqvae_config(p), "faces64")
 VQVAE2_FACES_NOEMA = _recipe("vqvae2_faces64_noema", "VQ-VAE-2 with gradient-learnt codebooks, no restarts, faces 64",
                              lambda p: vqvae_config(p, ema=False, restarts=False), "faces64")
+VQVAE2_FACES_NORESTART = _recipe("vqvae2_faces64_norestart", "VQ-VAE-2 with EMA codebooks but no dead-code restarts, "
+                                 "faces 64x64", lambda p: vqvae_config(p, restarts=False), "faces64")
 VQVAE_FACES = _recipe("vqvae_faces64", "one-level VQ-VAE (16x16 codes, K=1024: the same bits as VQ-VAE-2), faces 64",
                       lambda p: vqvae_config(p, levels=1, num_codes=1024), "faces64")
 VQVAE2_FACES_BOTTLENECK = _recipe("vqvae2_faces64_bottleneck", "VQ-VAE-2 with a 16-code bottom codebook (4 bits per "
