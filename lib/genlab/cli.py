@@ -1,10 +1,11 @@
-"""The `genlab` command: run the course, train/evaluate registered models, release and grade notebooks.
+"""The `genlab` command: run the course, train/evaluate registered models, release and grade notebooks, build the site.
 
-    genlab run [NOTEBOOK...] [--profile P] [--jobs N] [--out DIR] [--timeout S] [--store]
+    genlab run [NOTEBOOK...] [--profile P] [--jobs N] [--out DIR] [--timeout S] [--store] [--site]
     genlab train NAME [--profile P] [--resume/--no-resume] [--ship] [--seed S]
     genlab eval NAME
     genlab release [NOTEBOOK...] --out DIR
     genlab grade SUBMISSION... --out DIR [--jobs N] [--timeout S] [--memory-mb M]
+    genlab site [--run DIR] [--out DIR]
 
 Each subcommand lives in its own module; this file only parses arguments and dispatches (imports are lazy so that
 `genlab --help` is instant).
@@ -19,6 +20,16 @@ PROFILE_CHOICES = ["auto", "ci", "cpu", "gpu"]
 
 def _run(a: argparse.Namespace) -> int:
     from genlab.course.run import main
+
+    code = main(a)
+    if a.site and code in (0, 1):  # the run finished (1: some notebooks failed, their pages show how far they got)
+        site = _site(argparse.Namespace(run=a.out, out=None))
+        return code or site
+    return code
+
+
+def _site(a: argparse.Namespace) -> int:
+    from genlab.course.site import main
 
     return main(a)
 
@@ -59,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=3600, help="seconds per notebook before it is stopped")
     r.add_argument("--store", action="store_true",
                    help="write the executed notebooks back into their source files (refresh committed outputs)")
+    r.add_argument("--site", action="store_true",
+                   help="after the run (also when notebooks failed) build its website into OUT/site (genlab site)")
     r.set_defaults(func=_run)
 
     t = sub.add_parser("train", help="train a registered model and save its checkpoint")
@@ -96,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label of a notebook argument in the gradebook: its folder's name (submissions/<student>/"
                         "NN.ipynb), its file name, or auto (the folder when several files share a name)")
     g.set_defaults(func=_grade)
+
+    s = sub.add_parser("site", help="build a static website of a course run's executed notebooks (works offline)")
+    s.add_argument("--run", default="build", help="folder of the course run (what `genlab run --out DIR` wrote)")
+    s.add_argument("--out", default=None, help="folder of the site (default: RUN/site); replaced by a new build")
+    s.set_defaults(func=_site)
     return p
 
 
