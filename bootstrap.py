@@ -5,13 +5,14 @@
     python3 bootstrap.py test [pytest options]       # unit tests + nbval over every notebook (ci profile)
 
 Needs only Python >= 3.10 with the standard venv module. Creates .venv/ (or $GENLAB_VENV) on first use and
-(re)installs the pinned dependencies whenever pyproject.toml or constraints.txt change. `make run` / `make test` and
-`.ci/run` call this script.
+(re)installs the pinned dependencies whenever pyproject.toml or constraints.txt change; in test mode it also installs
+Chromium for the browser tests where it can (ensure_chromium). `make run` / `make test` and `.ci/run` call this script.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -46,6 +47,29 @@ def ensure_env() -> None:
     STAMP.write_text(want + "\n")
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive a system Chromium (tests/browser.py looks for $GENLAB_CHROMIUM, chromium,
+    chromium-browser, google-chrome). If there is none and we are root on a system with apt-get, install Debian/Ubuntu's
+    ``chromium`` (after an ``apt-get update`` if the first try fails). Never fails: without a browser those tests
+    skip and say how to enable them."""
+    names = [os.environ.get("GENLAB_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"]
+    if any(n and shutil.which(n) for n in names):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    print("[bootstrap] no Chromium for the browser tests: installing it (apt-get install -y chromium)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    try:
+        if subprocess.run(install, **quiet).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], **quiet)
+            if subprocess.run(install, **quiet).returncode != 0:
+                print("[bootstrap] could not install Chromium: the browser tests will skip", flush=True)
+    except OSError as e:
+        print(f"[bootstrap] could not install Chromium ({e}): the browser tests will skip", flush=True)
+
+
 def _workers(args: list[str]) -> list[str]:
     """pytest-xdist options: one worker per core (at most 4), whole files per worker (a notebook's cells share one
     kernel); none if the caller chose ``-n`` / ``-p no:xdist`` or runs on a single core."""
@@ -67,6 +91,7 @@ def main(argv: list[str]) -> int:
     if argv[0] == "run":
         cmd = [str(BIN / "genlab"), "run", *argv[1:]]
     else:
+        ensure_chromium()
         env["GENLAB_PROFILE"] = env.get("GENLAB_TEST_PROFILE", "ci")
         workers = _workers(argv[1:])
         if workers:  # one thread per process: two OpenMP teams spin-waiting on 2 cores make tiny ops 100x slower

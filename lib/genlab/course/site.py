@@ -30,8 +30,8 @@ What :func:`build_site` does, in order:
 
 2. Builds it with Sphinx (``sphinx_book_theme``, notebooks not executed) into a temporary folder next to ``out``.
    A missing cross-reference (a broken internal link) fails the build; other warnings are printed.
-3. Copies MathJax 2 from jupyter-server-mathjax into ``_static/mathjax`` (only what TeX -> HTML-CSS rendering
-   needs, 2.2 of 9.5 MB: :data:`MATHJAX_SKIP`; ``mathjax_path`` points at it) and removes the theme's files that no
+3. Copies MathJax 3 from the sphinx-mathjax-offline package into ``_static/mathjax`` (only what TeX ->
+   CommonHTML rendering loads: :data:`MATHJAX_KEEP`; ``mathjax_path`` points at it) and removes the theme's files that no
    page loads (:data:`SITE_PRUNE`).
 4. Scans every HTML file for ``src``/``href`` of script, link, img, iframe (and media) tags, and every CSS file for
    ``url(...)``/``@import``, that fetch from the network (``http(s)://`` or ``//``); any one fails the build, naming
@@ -72,13 +72,11 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 #: The marker file that says a folder is a site built here (and may be replaced by the next build).
 MARKER = ".genlab-site"
-#: The MathJax 2 config the pages load (a combined file: TeX and MathML input, HTML-CSS output, menu, zoom).
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
-#: Parts of jupyter-server-mathjax's MathJax 2.7 (9.5 MB; 12 MB on disk) that TeX -> HTML-CSS rendering never
-#: loads: the SVG output (the renderer menu is hidden), the other languages' messages (the language menu is hidden)
-#: and the speech-rule engine of the accessibility explorer (its menu entry fails to load offline). 2.2 MB remain.
-MATHJAX_SKIP = ("jax/output/SVG", "localization/[!e]*", "localization/e[!n]*", "extensions/a11y/mathmaps",
-                "extensions/a11y/mathjax-sre.js")
+#: The MathJax 3 component the pages load: TeX input, CommonHTML output (woff-v2 fonts), menu.
+MATHJAX_ENTRY = "tex-chtml.js"
+#: What the site copies of sphinx-mathjax-offline's MathJax 3.2.2 (24 MB: every component, the SVG output, the
+#: speech-rule engine's maps): the entry component and what it loads on demand for TeX -> CommonHTML, 1.6 MB.
+MATHJAX_KEEP = (MATHJAX_ENTRY, "output/chtml/fonts/woff-v2", "input/tex/extensions", "ui", "a11y", "adaptors")
 #: Files of the theme's static folder that no page loads (source maps: 3.4 MB; the theme's translation catalogs,
 #: used when Sphinx renders, not in the browser), removed from the site.
 SITE_PRUNE = ("*.map", "_static/locales")
@@ -485,33 +483,30 @@ def index_markdown(text: str, report: dict[str, Any], pages: dict[str, str]) -> 
 # ------------------------------------------------------------------------------------------------ MathJax
 
 def mathjax_source() -> Path:
-    """jupyter-server-mathjax's MathJax 2.7 folder (``static/``)."""
+    """The MathJax 3 folder shipped by the sphinx-mathjax-offline package (``static/mathjax``)."""
+    from importlib import metadata
+
     try:
-        import jupyter_server_mathjax
-    except ImportError:
-        raise SiteError("jupyter-server-mathjax is not installed (it ships MathJax for the site): run "
+        dist = metadata.distribution("sphinx-mathjax-offline")
+    except metadata.PackageNotFoundError:
+        raise SiteError("sphinx-mathjax-offline is not installed (it ships MathJax for the site): run "
                         "`python3 bootstrap.py setup`") from None
-    path = Path(jupyter_server_mathjax.__file__).resolve().parent / "static"
-    if not (path / "MathJax.js").is_file():
-        raise SiteError(f"MathJax.js not found in {path}: reinstall jupyter-server-mathjax")
+    path = Path(dist.locate_file("sphinx-mathjax-offline/static/mathjax")).resolve()
+    if not (path / MATHJAX_ENTRY).is_file():
+        raise SiteError(f"{MATHJAX_ENTRY} not found in {path}: reinstall sphinx-mathjax-offline")
     return path
 
 
 def copy_mathjax(dest: str | os.PathLike) -> int:
-    """Copy MathJax (without :data:`MATHJAX_SKIP`) into ``dest``; return the bytes copied."""
-    src = mathjax_source()
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        rel = Path(folder).relative_to(src)
-        skipped = set()
-        for name in names:
-            path = (rel / name).as_posix()
-            if any(Path(path).match(pattern) and path.count("/") == pattern.count("/") for pattern in MATHJAX_SKIP):
-                skipped.add(name)
-        return skipped
-
-    shutil.copytree(src, dest, ignore=ignore)
-    return sum(p.stat().st_size for p in Path(dest).rglob("*") if p.is_file())
+    """Copy the parts of MathJax in :data:`MATHJAX_KEEP` into ``dest``; return the bytes copied."""
+    src, dest = mathjax_source(), Path(dest)
+    for part in MATHJAX_KEEP:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dest / part)
+        else:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / part, dest / part)
+    return sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
 
 
 # ------------------------------------------------------------------------------------------ offline check
@@ -572,18 +567,14 @@ def _conf(report: dict[str, Any]) -> str:
         "html_title": f"Generative Models for Images and Video ({report.get('profile', '?')} run)",
         "html_static_path": ["_static"],
         "html_css_files": ["genlab-site.css"],
+        "html_favicon": "_static/favicon.png",
         "html_show_sourcelink": False,
         "html_show_copyright": False,
         "html_theme_options": {"home_page_in_toc": True, "use_download_button": True, "show_toc_level": 2},
-        # MathJax 2 from this site (copied after the build); MyST marks its sections tex2jax_ignore and its math
-        # elements "math", so tex2jax is told to process exactly those (MathJax 2 defaults process neither).
-        "mathjax_path": f"mathjax/MathJax.js?config={MATHJAX_CONFIG}",
-        "mathjax2_config": {
-            "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processEscapes": True,
-                        "ignoreClass": "tex2jax_ignore|mathjax_ignore",
-                        "processClass": "tex2jax_process|mathjax_process|math|output_area"},
-            "MathMenu": {"showRenderer": False, "showLocale": False},
-        },
+        "html_context": {"default_mode": "light"},      # the theme logs a console error on a first visit without it
+        # MathJax 3 from this site (copied after the build); MyST-NB adds the config that makes MathJax typeset its
+        # math elements (processHtmlClass).
+        "mathjax_path": f"mathjax/{MATHJAX_ENTRY}",
     }
     return "".join(f"{k} = {v!r}\n" for k, v in conf.items())
 
@@ -613,6 +604,16 @@ def _sphinx(src: Path, out: Path) -> tuple[list[str], str]:
     return [w.replace(str(src) + os.sep, "") for w in found if w.strip()], status.getvalue()
 
 
+def _favicon(path: Path) -> None:
+    """A 32x32 icon (a colour gradient): without one the browser asks for /favicon.ico and logs a 404."""
+    import numpy as np
+    from matplotlib import image
+
+    t = np.linspace(0, 1, 32)
+    rgb = np.stack([np.outer(t, np.ones(32)), np.outer(np.ones(32), t), np.full((32, 32), 0.6)], -1)
+    image.imsave(path, rgb)
+
+
 def write_source(src: Path, report: dict[str, Any], outputs: dict[str, Path | None]) -> dict[str, Any]:
     """Write the Sphinx source folder of the site into ``src`` (see the module docstring); return what it holds:
     ``{"pages": name -> source path, "counts": name -> prepare_notebook's counts}``."""
@@ -635,6 +636,7 @@ def write_source(src: Path, report: dict[str, Any], outputs: dict[str, Path | No
     (src / "results.md").write_text(results_markdown(report, pages), encoding="utf-8")
     (src / "_static").mkdir()
     (src / "_static" / "genlab-site.css").write_text(SITE_CSS, encoding="utf-8")
+    _favicon(src / "_static" / "favicon.png")
     (src / "conf.py").write_text(_conf(report), encoding="utf-8")
     return {"pages": pages, "counts": counts}
 
