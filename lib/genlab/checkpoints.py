@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.paths import data_dir
+from genlab.paths import data_dir, sha256 as _sha256
 from genlab.provenance import git_commit, machine  # noqa: F401  (re-exported)
 
 KIND = "genlab-checkpoint"
@@ -277,16 +277,40 @@ def seed_runs_dir() -> Path:
     return shipped_dir() / "seeds"
 
 
-def write_seed_run(name: str, seed: int, meta: dict[str, Any]) -> Path:
+def write_seed_run(name: str, seed: int, meta: dict[str, Any], model_state: Mapping[str, torch.Tensor] | None = None
+                   ) -> Path:
     """Record a run of recipe ``name`` with another seed (``genlab train NAME --seed S --ship``): its provenance and
-    metrics in ``data/checkpoints/seeds/NAME.seedS.json`` (atomically). The weights are not shipped."""
+    metrics in ``data/checkpoints/seeds/NAME.seedS.json`` and, with ``model_state``, its weights in half precision in
+    ``NAME.seedS.pt`` (the JSON then holds their sha256). Both written atomically."""
     folder = seed_runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    record = {"name": name, **meta}
+    if model_state is not None:
+        weights = save_checkpoint(folder / f"{name}.seed{seed}.pt", model_state=model_state, config=meta["config"],
+                                  metrics=meta["metrics"], seed=seed, command=meta.get("command", ""),
+                                  data=meta.get("data", ""), train_seconds=meta.get("train_seconds", 0.0),
+                                  extra=meta.get("extra"), dtype=torch.float16)
+        record.update(weights=weights.name, sha256=_sha256(weights), stored_dtype="float16")
+    else:
+        record["weights"] = "not shipped (a seed-spread run: provenance and metrics only)"
     path = folder / f"{name}.seed{seed}.json"
-    record = {"name": name, "weights": "not shipped (a seed-spread run: provenance and metrics only)", **meta}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     _atomic_write(path, lambda f: f.write(text.encode()))
     return path
+
+
+def load_seed_model(name: str, seed: int, build: Callable[[dict], nn.Module],
+                    map_location: str | torch.device | None = "cpu") -> Checkpoint:
+    """The weights of a seed-spread run (``data/checkpoints/seeds/NAME.seedS.pt``) with its network rebuilt by
+    ``build`` (``.model``, eval mode); a missing file names the command that makes it."""
+    fix = f"retrain it with `genlab train {name} --profile cpu --seed {seed} --ship`"
+    ckpt = load_checkpoint(seed_runs_dir() / f"{name}.seed{seed}.pt", map_location, fix=fix)
+    model = build(ckpt.config["model"])
+    model.load_state_dict(ckpt.model_state)
+    if map_location is not None:
+        model.to(map_location)
+    ckpt.model = model.eval()
+    return ckpt
 
 
 def seed_runs(name: str) -> list[dict[str, Any]]:

@@ -11,10 +11,10 @@ dataclass + a frozen training-settings dataclass); checkpoints and provenance fi
 """
 from genlab.zoo.registry import (RECIPES, Recipe, RecipeConfig, TrainJob, UnknownRecipeError, get_recipe, known_names,
                                  n_params)
-from genlab.zoo.shipping import (MetricCheck, eval_main, evaluate_shipped, load_or_train, load_pretrained, train_main,
-                                 train_recipe)
+from genlab.zoo.shipping import (MetricCheck, eval_main, evaluate_shipped, load_or_train, load_pretrained,
+                                 load_seed_run, train_main, train_recipe)
 
 __all__ = ["RECIPES", "Recipe", "RecipeConfig", "TrainJob", "UnknownRecipeError", "get_recipe", "known_names",
            "n_params",
-           "MetricCheck", "eval_main", "evaluate_shipped", "load_or_train", "load_pretrained", "train_main",
-           "train_recipe"]
+           "MetricCheck", "eval_main", "evaluate_shipped", "load_or_train", "load_pretrained", "load_seed_run",
+           "train_main", "train_recipe"]

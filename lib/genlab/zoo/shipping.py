@@ -16,11 +16,17 @@ import torch
 from torch import nn
 
 from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, load_model, read_provenance,
-                                retrain_command, save_checkpoint, shipped_path, write_provenance, write_seed_run)
+                                retrain_command, save_checkpoint, shipped_path, write_provenance, write_seed_run,
+                                load_seed_model)
 from genlab.config import Run, choose_device, setup
 from genlab.paths import sha256
 from genlab.train import cleanup, init_distributed, is_main_process, prepare_model
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob, UnknownRecipeError, get_recipe, n_params
+
+
+def load_seed_run(name: str, seed: int, map_location: str | torch.device | None = "cpu") -> Checkpoint:
+    """The network of a seed-spread run of recipe ``name`` (``genlab train NAME --seed S --ship``), eval mode."""
+    return load_seed_model(name, seed, get_recipe(name).build, map_location)
 
 
 def load_pretrained(name: str, map_location: str | torch.device | None = "cpu") -> Checkpoint:
@@ -117,8 +123,8 @@ def train_main(args) -> int:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         print(f"[genlab] {recipe.name} ({run.profile}): {state.step} steps, {state.seconds:.0f} s, {shown} -> {out}")
         if args.ship and spread:
-            path = write_seed_run(recipe.name, seed, load_checkpoint(out).meta)
-            print(f"[genlab] recorded the seed-{seed} run in {path} (provenance and metrics; weights not shipped)")
+            path = write_seed_run(recipe.name, seed, load_checkpoint(out).meta, final.state_dict())
+            print(f"[genlab] recorded the seed-{seed} run in {path} (provenance, metrics and half-precision weights)")
         elif args.ship:
             path = _ship(recipe, final, config, metrics, job, state.seconds, extra)
             print(f"[genlab] shipped {path} ({path.stat().st_size / 1024:.0f} KiB) + {path.with_suffix('.json').name}")
