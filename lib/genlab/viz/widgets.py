@@ -98,7 +98,9 @@ def face_editor(resolution: int = 128, **initial):
 
     for s in [*sliders, seed_slider]:
         s.observe(on_change, names="value")
-    return widgets.HBox([widgets.VBox([*sliders, seed_slider]), picture])
+    # align_items: without it the flex box stretches the picture to the height of the slider column
+    return widgets.HBox([widgets.VBox([*sliders, seed_slider]), picture],
+                        layout=widgets.Layout(align_items="flex-start"))
 
 
 def style_explorer(G, *, seed_a: int = 0, seed_b: int = 1, psi: float = 1.0, crossover: int | None = None,
@@ -199,4 +201,4 @@ def portrait_editor(network, params: torch.Tensor | None = None, *, window_steps
 
     for s in sliders:
         s.observe(on_change, names="value")
-    return widgets.HBox([widgets.VBox(sliders), picture])
+    return widgets.HBox([widgets.VBox(sliders), picture], layout=widgets.Layout(align_items="flex-start"))
