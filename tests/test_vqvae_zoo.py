@@ -16,7 +16,8 @@ from genlab.zoo.vqvae import decode_codes, encode_codes, evaluate_on, reconstruc
 from genlab.zoo import evaluate_shipped, get_recipe, train_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae2_faces64_bottleneck", "vqvae_faces64", "vqvae2_photos32",
+SHIPPED = ["vqvae2_faces64", "vqvae2_faces64_noema", "vqvae2_faces64_norestart", "vqvae2_faces64_bottleneck",
+           "vqvae_faces64", "vqvae2_photos32",
            "vqvae2_faces64_prior_top", "vqvae2_faces64_prior_bottom"]
 
 
@@ -65,6 +66,9 @@ def test_one_level_baseline_has_the_same_code_bits_as_the_two_level_model():
     ema_model, noema_model = ema.as_dict()["model"], noema.as_dict()["model"]
     assert {k for k in ema_model if ema_model[k] != noema_model[k]} == {"ema"}
     assert ema.train.restart_every > 0 and noema.train.restart_every == 0
+    norestart = get_recipe("vqvae2_faces64_norestart").config("cpu")      # separates the two changes of noema
+    assert norestart.as_dict()["model"] == ema_model and norestart.train.restart_every == 0
+    assert {k for k, v in vars(norestart.train).items() if v != vars(ema.train)[k]} == {"restart_every"}
 
 
 def test_vqvae_recipes_train_restart_and_resume_in_the_ci_profile(tmp_path):
