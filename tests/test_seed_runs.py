@@ -49,3 +49,20 @@ def test_cli_seed_run_leaves_the_shipped_checkpoint_alone(tmp_path):
     rec = json.loads((data / "checkpoints" / "seeds" / "stylegan_faces32_a.seed3.json").read_text())
     assert rec["seed"] == 3 and rec["command"].endswith("--seed 3") and "fid_faces" in rec["metrics"]
     assert (tmp_path / "runs" / "stylegan_faces32_a" / "ci" / "seed3" / "final.pt").is_file()
+
+
+SEED_FILES = sorted((ROOT / "data" / "checkpoints" / "seeds").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.stem)
+def test_shipped_seed_runs_match_their_recipe_and_weights(path):
+    from genlab.paths import sha256
+    from genlab.zoo import get_recipe
+
+    rec = json.loads(path.read_text())
+    shipped = json.loads((path.parent.parent / f"{rec['name']}.json").read_text())
+    assert rec["seed"] != shipped["seed"] and rec["config"] == shipped["config"], "same recipe, another seed"
+    assert rec["config"] == json.loads(json.dumps(get_recipe(rec["name"]).config("cpu").as_dict()))
+    assert rec["command"] == f"genlab train {rec['name']} --profile cpu --ship --seed {rec['seed']}"
+    weights = path.with_suffix(".pt")
+    assert rec["weights"] == weights.name and sha256(weights) == rec["sha256"]
