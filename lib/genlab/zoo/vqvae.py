@@ -168,7 +168,7 @@ def _train(model: nn.Module, config: RecipeConfig, job, name: str, images: torch
 
 
 @torch.no_grad()
-def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> dict[str, torch.Tensor]:
+def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 100) -> dict[str, torch.Tensor]:
     """uint8 images (N, 3, H, W) -> {level: codes (N, h, w) int64} on the CPU (eval mode)."""
     device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {}
@@ -183,14 +183,14 @@ def encode_codes(model: nn.Module, images: torch.Tensor, batch_size: int = 250) 
 
 
 @torch.no_grad()
-def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
     """uint8 images (N, 3, H, W) -> reconstructions (N, 3, H, W) float in [0, 1] (eval mode)."""
     out = batched(lambda x: model(to_model(x)).recon.float(), images, batch_size=batch_size, module=model)
     return ((out + 1) / 2).clamp(0, 1)
 
 
 @torch.no_grad()
-def decode_codes(model: VQVAE2, top: torch.Tensor, bottom: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+def decode_codes(model: VQVAE2, top: torch.Tensor, bottom: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
     """Code maps (N, h, w) and (N, 2h, 2w) int64 -> images (N, 3, H, W) float in [0, 1] on the CPU (eval mode,
     batched): decode any pairing of top and bottom codes (swaps, sampled or constant levels)."""
     if len(top) != len(bottom):
