@@ -102,6 +102,7 @@ DELEGATING = {
 NOT_DELEGABLE = {
     "vid2vid_read_table": "reads numbers off this run's table; the library has no function that does it",
     "edn_joint_rmse": "an RMSE of the library's median filter; calling median_filter is the intended solution",
+    "stylegan_seed_difference": "a statistic of this run's seed table; the library has no function that computes it",
 }
 
 
