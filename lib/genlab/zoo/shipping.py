@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, load_model, read_provenance,
-                                retrain_command, save_checkpoint, shipped_path, write_provenance, write_seed_run,
-                                load_seed_model)
+from genlab.checkpoints import (Checkpoint, CheckpointError, load_checkpoint, load_model, load_seed_model,
+                                read_provenance, retrain_command, save_checkpoint, shipped_path, write_provenance,
+                                write_seed_run)
 from genlab.config import Run, choose_device, setup
 from genlab.paths import sha256
 from genlab.train import cleanup, init_distributed, is_main_process, prepare_model
