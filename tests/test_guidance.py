@@ -92,3 +92,23 @@ def test_label_dropout_reaches_the_network(monkeypatch):
     share = float((ys == NULL_LABEL).float().mean())
     assert 0.05 < share < 0.45, share                # 4 steps x 16 labels at p = 0.2
     assert not hasattr(get_recipe("gated_pixelcnn_mnist_cond").config("ci").train, "label_dropout")
+
+
+def test_cfg_recipe_starts_from_the_shipped_conditional_net():
+    """init_from: the fine-tuning run begins with the shipped gated_pixelcnn_mnist_cond weights (0 steps: unchanged)."""
+    from dataclasses import replace
+
+    from genlab.train import unwrap
+    from genlab.zoo import load_pretrained
+    from genlab.zoo.registry import RecipeConfig, TrainJob, get_recipe
+
+    recipe = get_recipe("gated_pixelcnn_mnist_cfg")
+    cpu = recipe.config("cpu")
+    assert cpu.train.init_from == "gated_pixelcnn_mnist_cond"
+    assert cpu.as_dict()["model"] == get_recipe("gated_pixelcnn_mnist_cond").config("cpu").as_dict()["model"]
+    config = RecipeConfig(cpu.model, replace(cpu.train, steps=0))
+    job = TrainJob(profile="cpu", device=torch.device("cpu"), seed=0, command="test", data="test", progress=False)
+    state = recipe.train(recipe.build(config.as_dict()["model"]), config, job)
+    ref = load_pretrained("gated_pixelcnn_mnist_cond").model.state_dict()
+    got = unwrap(state.model).state_dict()
+    assert all(torch.equal(got[k], ref[k]) for k in ref)

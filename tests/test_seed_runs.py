@@ -22,13 +22,14 @@ def test_write_and_read_a_seed_run(tmp_path, monkeypatch):
     net = torch.nn.Linear(3, 2)
     meta = {"config": {"model": {"i": 3, "o": 2}}, "metrics": {"m": 2.0}, "seed": 2, "command": "c", "data": "d"}
     write_seed_run("toy", 2, meta, net.state_dict())
-    write_seed_run("toy", 1, {**meta, "seed": 1, "metrics": {"m": 3.0}})            # provenance only
+    write_seed_run("toy", 1, {**meta, "seed": 1, "metrics": {"m": 3.0}}, net.state_dict())
     runs = seed_runs("toy")
     assert [r["seed"] for r in runs] == [0, 1, 2] and [r["metrics"]["m"] for r in runs] == [1.0, 3.0, 2.0]
     assert runs[2]["weights"] == "toy.seed2.pt" and runs[2]["stored_dtype"] == "float16" and len(runs[2]["sha256"]) == 64
-    assert "not shipped" in runs[1]["weights"]
     back = load_seed_model("toy", 2, lambda c: torch.nn.Linear(c["i"], c["o"])).model
     assert torch.allclose(back.weight, net.weight.half().float())
+    assert not back.training
+    (tmp_path / "checkpoints" / "seeds" / "toy.seed1.pt").unlink()
     with pytest.raises(Exception, match="--seed 1 --ship"):
         load_seed_model("toy", 1, lambda c: torch.nn.Linear(c["i"], c["o"]))
 

@@ -277,22 +277,17 @@ def seed_runs_dir() -> Path:
     return shipped_dir() / "seeds"
 
 
-def write_seed_run(name: str, seed: int, meta: dict[str, Any], model_state: Mapping[str, torch.Tensor] | None = None
-                   ) -> Path:
-    """Record a run of recipe ``name`` with another seed (``genlab train NAME --seed S --ship``): its provenance and
-    metrics in ``data/checkpoints/seeds/NAME.seedS.json`` and, with ``model_state``, its weights in half precision in
-    ``NAME.seedS.pt`` (the JSON then holds their sha256). Both written atomically."""
+def write_seed_run(name: str, seed: int, meta: dict[str, Any], model_state: Mapping[str, torch.Tensor]) -> Path:
+    """Record a run of recipe ``name`` with another seed (``genlab train NAME --seed S --ship``): its weights in half
+    precision in ``data/checkpoints/seeds/NAME.seedS.pt`` and its provenance and metrics (with the weights' sha256) in
+    ``NAME.seedS.json``. Both written atomically."""
     folder = seed_runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"name": name, **meta}
-    if model_state is not None:
-        weights = save_checkpoint(folder / f"{name}.seed{seed}.pt", model_state=model_state, config=meta["config"],
-                                  metrics=meta["metrics"], seed=seed, command=meta.get("command", ""),
-                                  data=meta.get("data", ""), train_seconds=meta.get("train_seconds", 0.0),
-                                  extra=meta.get("extra"), dtype=torch.float16)
-        record.update(weights=weights.name, sha256=_sha256(weights), stored_dtype="float16")
-    else:
-        record["weights"] = "not shipped (a seed-spread run: provenance and metrics only)"
+    weights = save_checkpoint(folder / f"{name}.seed{seed}.pt", model_state=model_state, config=meta["config"],
+                              metrics=meta["metrics"], seed=seed, command=meta.get("command", ""),
+                              data=meta.get("data", ""), train_seconds=meta.get("train_seconds", 0.0),
+                              extra=meta.get("extra"), dtype=torch.float16)
+    record = {"name": name, **meta, "weights": weights.name, "sha256": _sha256(weights), "stored_dtype": "float16"}
     path = folder / f"{name}.seed{seed}.json"
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     _atomic_write(path, lambda f: f.write(text.encode()))
@@ -304,7 +299,12 @@ def load_seed_model(name: str, seed: int, build: Callable[[dict], nn.Module],
     """The weights of a seed-spread run (``data/checkpoints/seeds/NAME.seedS.pt``) with its network rebuilt by
     ``build`` (``.model``, eval mode); a missing file names the command that makes it."""
     fix = f"retrain it with `genlab train {name} --profile cpu --seed {seed} --ship`"
-    ckpt = load_checkpoint(seed_runs_dir() / f"{name}.seed{seed}.pt", map_location, fix=fix)
+    return _load_built(seed_runs_dir() / f"{name}.seed{seed}.pt", build, map_location, fix)
+
+
+def _load_built(path: Path, build: Callable[[dict], nn.Module], map_location, fix: str) -> Checkpoint:
+    """The checkpoint at ``path`` with ``.model``: ``build(config["model"])`` holding its weights, in eval mode."""
+    ckpt = load_checkpoint(path, map_location, fix=fix)
     model = build(ckpt.config["model"])
     model.load_state_dict(ckpt.model_state)
     if map_location is not None:
@@ -331,10 +331,4 @@ def load_model(name: str, build: Callable[[dict], nn.Module],
     """
     fix = (f"retrain it with `{retrain_command(name)}` (see data/checkpoints/{name}.json for the original run), "
            f"or restore the shipped file with `git checkout -- data/checkpoints/{name}.pt`")
-    ckpt = load_checkpoint(shipped_path(name), map_location, fix=fix)
-    model = build(ckpt.config["model"])
-    model.load_state_dict(ckpt.model_state)
-    if map_location is not None:
-        model.to(map_location)
-    ckpt.model = model.eval()
-    return ckpt
+    return _load_built(shipped_path(name), build, map_location, fix)

@@ -105,8 +105,7 @@ def _train(model: nn.Module, config: RecipeConfig, job, name: str) -> TrainState
     conditional = bool(getattr(config.model, "n_classes", 0))   # PixelCNNConfig has no classes
     dropout = getattr(t, "label_dropout", 0.0)
     if getattr(t, "init_from", ""):
-        start = load_checkpoint(shipped_path(t.init_from)).model_state          # fine-tune a shipped network
-        model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in start.items()})
+        model.load_state_dict(load_checkpoint(shipped_path(t.init_from)).model_state)   # fine-tune a shipped net
     x, y = mnist5k("train", as_uint8=True)
     x_tr, y_tr, x_val, y_val = x[:-N_HELD_OUT], y[:-N_HELD_OUT], x[-N_HELD_OUT:], y[-N_HELD_OUT:]
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
