@@ -81,6 +81,10 @@ DELEGATING = {
                   "    vq._ema_update(z, codes, torch.bincount(codes, minlength=count.shape[0]))\n"
                   "    return (vq.ema_count.clone().to(count.dtype), vq.ema_sum.clone().to(sums.dtype), "
                   "vq.codebook.clone().to(sums.dtype))\n"),
+    "vqvae_code_entropy": ("def code_entropy_bits(codes, num_codes):\n"
+                           "    import math\n"
+                           f"    vq = {_via('genlab.nn.quantize', 'Vector', 'Quantizer')}(num_codes, 1)\n"
+                           "    return math.log2(vq.perplexity_of(codes))\n"),
     "video_conv_gru_step": "def my_conv_gru_step(cell, x, h):\n    return cell(x, h)\n",
     "video_dvdgan_views": (f"def my_random_frames(clips, k, generator=None):\n"
                            f"    return {_via('genlab.models.dvdgan', 'random_', 'frames')}(clips, k, generator)\n\n\n"
@@ -103,6 +107,11 @@ NOT_DELEGABLE = {
     "vid2vid_read_table": "reads numbers off this run's table; the library has no function that does it",
     "edn_joint_rmse": "an RMSE of the library's median filter; calling median_filter is the intended solution",
     "stylegan_seed_difference": "a statistic of this run's seed table; the library has no function that computes it",
+    "tour_accuracy_se": "a binomial standard error; the library has no function that computes it",
+    "gan_near_copy_share": "a share below a quantile of this run's distances; the library has no function for it",
+    "stylegan2_paired_difference": "a paired statistic of this run's seed pairs; the library has no function for it",
+    "pixelrnn_units": "a unit conversion of a number; the library's likelihoods start from logits, not from bits/dim",
+    "pixelcnn_wilson": "a confidence interval; the library has no function that computes it",
 }
 
 

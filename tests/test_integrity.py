@@ -89,3 +89,30 @@ def test_unavailable_hides_every_binding_and_restores_them():
     with pytest.raises(ValueError):
         with unavailable():
             pass
+
+
+def test_a_method_is_found_and_hidden_on_its_class():
+    """A library method (``VectorQuantizer.perplexity_of``) as the reference: reached through an instance the name
+    check sees it, and while ``unavailable`` runs every instance's call fails; the method is back afterwards."""
+    import math
+
+    import torch
+
+    from genlab.course.integrity import unavailable
+    from genlab.nn.quantize import VectorQuantizer
+
+    vq = VectorQuantizer(4, 2)
+
+    def via_instance(codes):
+        return math.log2(vq.perplexity_of(codes))
+
+    def hidden(codes):
+        return math.log2(getattr(VectorQuantizer(4, 2), "perplexity" + "_of")(codes))
+
+    assert delegates_to(via_instance, VectorQuantizer.perplexity_of) == ["?.perplexity_of"]   # an instance has no __name__
+    codes = torch.tensor([0, 1, 2, 3])
+    assert abs(hidden(codes) - 2.0) < 1e-9
+    with unavailable(VectorQuantizer.perplexity_of):
+        with pytest.raises(AssertionError, match="perplexity_of"):
+            hidden(codes)
+    assert abs(hidden(codes) - 2.0) < 1e-9 and vars(VectorQuantizer)["perplexity_of"] is VectorQuantizer.perplexity_of

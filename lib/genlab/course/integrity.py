@@ -73,7 +73,7 @@ def delegates_to(fn: Callable, *references: object) -> list[str]:
                     hits.append(f"{loaded.__name__}.{ins.argval}")
             elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and loaded is not None:
                 attr = getattr(loaded, ins.argval, None)
-                if attr is not None and any(attr is r for r in refs):
+                if attr is not None and any(getattr(attr, "__func__", attr) is r for r in refs):   # bound methods too
                     hits.append(f"{getattr(loaded, '__name__', '?')}.{ins.argval}")
                 loaded = attr
             else:
@@ -83,9 +83,10 @@ def delegates_to(fn: Callable, *references: object) -> list[str]:
 
 @contextmanager
 def unavailable(*references: object, namespace: dict | None = None) -> Iterator[None]:
-    """While the block runs, every name bound to one of ``references`` -- an attribute of a loaded ``genlab`` module
-    or a key of ``namespace`` (pass the notebook's ``globals()``) -- is bound to a function that raises
-    AssertionError naming the reference; everything is restored on exit, also when the block fails.
+    """While the block runs, every name bound to one of ``references`` -- an attribute of a loaded ``genlab`` module,
+    a method of a class defined in one, or a key of ``namespace`` (pass the notebook's ``globals()``) -- is bound to
+    a function that raises AssertionError naming the reference; everything is restored on exit, also when the block
+    fails.
 
         expected = truncate(w, w_avg, 0.7)                      # the reference's answer, computed first
         with unavailable(truncate, namespace=globals()):
@@ -111,6 +112,11 @@ def unavailable(*references: object, namespace: dict | None = None) -> Iterator[
                     if value is ref:
                         saved.append((mod, attr, value))
                         setattr(mod, attr, bad)
+                    elif isinstance(value, type) and value.__module__.startswith("genlab"):
+                        for name, member in list(vars(value).items()):   # a method: poisoned on its class
+                            if member is getattr(ref, "__func__", ref):
+                                saved.append((value, name, member))
+                                setattr(value, name, bad)
             for key, value in list((namespace or {}).items()):
                 if value is ref:
                     saved.append((namespace, key, value))
