@@ -379,6 +379,11 @@ def test_face_editor_rerenders_when_a_slider_moves(capsys):
     assert np.array_equal(_png(picture.value), _expected(neutral_factors(yaw=0.5, smile=-1.0), 3, 8))
     sliders[-1].value = 4
     assert np.array_equal(_png(picture.value), _expected(neutral_factors(yaw=0.5, smile=-1.0), 4, 8))
+    import base64
+
+    from IPython.core.formatters import DisplayFormatter
+    data, _ = DisplayFormatter().format(box)      # a static viewer gets the current picture, a kernel the widget
+    assert base64.b64decode(data["image/png"]) == picture.value and "application/vnd.jupyter.widget-view+json" in data
     assert capsys.readouterr() == ("", "")
     with pytest.raises(ValueError, match="unknown factor name"):
         face_editor(32, nose=1.0)

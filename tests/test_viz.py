@@ -91,6 +91,16 @@ def test_grid_errors_name_the_fix(images, kwargs, match):
         image_grid(images, **kwargs)
 
 
+def _rendered(fig) -> np.ndarray:
+    """The figure as the inline backend stores it (PNG, tight bounding box), as an (H, W, 4) array."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    buf.seek(0)
+    return plt.imread(buf)
+
+
 def test_show_grid_draws_the_grid_small():
     images = torch.rand(6, 3, 8, 8)
     ax = show_grid(images, title="samples", nrow=3)
@@ -99,9 +109,20 @@ def test_show_grid_draws_the_grid_small():
         drawn = ax.get_images()[0].get_array()
         assert np.array_equal(np.asarray(drawn), _expected_frame(images, 3, 2))
         w, h = ax.figure.get_size_inches()
-        assert max(w, h) <= 4.5
+        assert max(w, h) <= 4.5                      # 8-pixel images, 3 per row: the default size is enough
     finally:
         plt.close(ax.figure)
+    for n, nrow, res in ((16, 16, 28), (32, 8, 64), (6, 3, 8)):
+        ax = show_grid(torch.rand(n, 1, res, res), title="a title\nof two lines", nrow=nrow)
+        try:
+            png = _rendered(ax.figure)
+            bbox = ax.get_window_extent()            # the grid's Axes in screen pixels
+            cols = min(n, nrow)
+            tile_px = bbox.width * res / (cols * (res + 2) + 2)
+            assert tile_px >= 48 - 1e-6, (n, nrow, res, tile_px)
+            assert png.shape[1] >= bbox.width - 1 and png.shape[0] >= bbox.height
+        finally:
+            plt.close(ax.figure)
     fig, given = plt.subplots()
     try:
         assert show_grid(images, ax=given) is given  # draws into the Axes it is given
@@ -213,6 +234,14 @@ def test_image_browser_slider_shows_image_i(capsys):
     assert np.array_equal(_png_pixels(picture.value), expected[0]) and caption.value == "image 0 of 5 - label: 7"
     slider.value = 3  # what dragging the slider does, without a browser
     assert np.array_equal(_png_pixels(picture.value), expected[3]) and caption.value == "image 3 of 5 - label: 0"
+    # the display bundle: the live widget for frontends with a kernel, its current picture for static viewers
+    import base64
+
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(box)
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert np.array_equal(_png_pixels(base64.b64decode(data["image/png"])), expected[3])
     assert capsys.readouterr() == ("", "")  # headless: prints nothing (papermill/nbval would store it)
     assert plt.get_fignums() == open_before
 

@@ -24,19 +24,26 @@ def to_uint8_hwc(grid: torch.Tensor) -> np.ndarray:
 
 
 def show_grid(images: torch.Tensor, title: str | None = None, ax=None, *, nrow: int = 8, padding: int = 2,
-              value_range: tuple[float, float] | None = (0.0, 1.0), size: float = 4.0):
+              value_range: tuple[float, float] | None = (0.0, 1.0), size: float = 4.0, min_tile_px: int = 48):
     """Draw :func:`image_grid` with matplotlib and return the Axes (end the cell with ``plt.show()``).
 
     images: (B, C, H, W), see :func:`image_grid`. ax: draw into this Axes; if None, a new figure whose longer side is
-    ``size`` inches (small, to keep notebooks light). Pixels are drawn with nearest interpolation.
+    ``size`` inches, enlarged where needed so that every image is drawn at least ``min_tile_px`` screen pixels tall
+    and wide at the figure's dpi (a 28x28 digit is not read at 18 px; AUTHORING.md asks for 48). The grid fills the
+    figure (a line of height per title line above it). Pixels are drawn with nearest interpolation.
     """
     import matplotlib.pyplot as plt
 
     grid = image_grid(images, nrow=nrow, padding=padding, value_range=value_range)
     if ax is None:
         h, w = grid.shape[1:]
-        scale = size / max(h, w)
-        _, ax = plt.subplots(figsize=(max(w * scale, 1.0), max(h * scale, 1.0) + (0.3 if title else 0.0)))
+        dpi = float(plt.rcParams["figure.dpi"])
+        tile = min(images.shape[-2:])
+        inches_per_px = max(size / max(h, w), min_tile_px / (tile * dpi))   # grid pixel -> inches
+        fw, fh = max(w * inches_per_px, 1.0), max(h * inches_per_px, 0.5)
+        title_h = 0.22 * (title.count("\n") + 1) + 0.08 if title else 0.0
+        fig = plt.figure(figsize=(fw, fh + title_h))
+        ax = fig.add_axes((0.0, 0.0, 1.0, fh / (fh + title_h)))
     ax.imshow(to_uint8_hwc(grid), interpolation="nearest")
     ax.set_axis_off()
     if title:

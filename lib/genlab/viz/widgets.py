@@ -1,6 +1,7 @@
 """Interactive widgets for the notebooks (ipywidgets): an image browser, the faces world's factor editor, the
-StyleGAN style explorer and the Deep Video Portraits editor. They need a running kernel; static pages show their first
-picture.
+StyleGAN style explorer and the Deep Video Portraits editor. They need a running kernel. Each one's display bundle
+also carries its current picture as ``image/png``: a frontend with a kernel shows the live widget, a static viewer
+(GitHub, nbviewer, a notebook opened without widget state) shows that picture instead of nothing.
 """
 from __future__ import annotations
 
@@ -12,6 +13,23 @@ import torch
 from genlab.nn.latent import mix_styles, truncate
 from genlab.viz.pictures import image_grid, to_uint8_hwc
 from genlab.worlds.faces import FACTORS, neutral_factors, render_faces
+
+
+def _with_static_picture(box, picture):
+    """Return ``box`` with its display bundle extended by ``picture``'s PNG (an ``ipywidgets.Image``): frontends that
+    render widgets prefer the widget view; the others fall back to the picture as it was when the cell ran."""
+    import base64
+
+    widget_bundle = box._repr_mimebundle_
+
+    def bundle(**kwargs):
+        data = widget_bundle(**kwargs)
+        if data is not None and picture.format == "png" and picture.value:
+            data = {**data, "image/png": base64.b64encode(picture.value).decode("ascii")}
+        return data
+
+    box._repr_mimebundle_ = bundle
+    return box
 
 
 def image_browser(images: torch.Tensor, labels=None, *, value_range: tuple[float, float] | None = (0.0, 1.0),
@@ -55,7 +73,7 @@ def image_browser(images: torch.Tensor, labels=None, *, value_range: tuple[float
         picture.value, text.value = png(change["new"]), caption(change["new"])
 
     slider.observe(on_change, names="value")
-    return widgets.VBox([slider, picture, text])
+    return _with_static_picture(widgets.VBox([slider, picture, text]), picture)
 
 
 def face_editor(resolution: int = 128, **initial):
@@ -99,8 +117,8 @@ def face_editor(resolution: int = 128, **initial):
     for s in [*sliders, seed_slider]:
         s.observe(on_change, names="value")
     # align_items: without it the flex box stretches the picture to the height of the slider column
-    return widgets.HBox([widgets.VBox([*sliders, seed_slider]), picture],
-                        layout=widgets.Layout(align_items="flex-start"))
+    return _with_static_picture(widgets.HBox([widgets.VBox([*sliders, seed_slider]), picture],
+                                             layout=widgets.Layout(align_items="flex-start")), picture)
 
 
 def style_explorer(G, *, seed_a: int = 0, seed_b: int = 1, psi: float = 1.0, crossover: int | None = None,
@@ -148,7 +166,7 @@ def style_explorer(G, *, seed_a: int = 0, seed_b: int = 1, psi: float = 1.0, cro
 
     for s in sliders:
         s.observe(on_change, names="value")
-    return widgets.VBox([widgets.HBox(sliders), picture])
+    return _with_static_picture(widgets.VBox([widgets.HBox(sliders), picture]), picture)
 
 
 def portrait_editor(network, params: torch.Tensor | None = None, *, window_steps: int = 6):
@@ -201,4 +219,5 @@ def portrait_editor(network, params: torch.Tensor | None = None, *, window_steps
 
     for s in sliders:
         s.observe(on_change, names="value")
-    return widgets.HBox([widgets.VBox(sliders), picture], layout=widgets.Layout(align_items="flex-start"))
+    return _with_static_picture(widgets.HBox([widgets.VBox(sliders), picture],
+                                             layout=widgets.Layout(align_items="flex-start")), picture)
