@@ -116,11 +116,12 @@ def test_show_grid_draws_the_grid_small():
         ax = show_grid(torch.rand(n, 1, res, res), title="a title\nof two lines", nrow=nrow)
         try:
             png = _rendered(ax.figure)
-            bbox = ax.get_window_extent()            # the grid's Axes in screen pixels
-            cols = min(n, nrow)
-            tile_px = bbox.width * res / (cols * (res + 2) + 2)
-            assert tile_px >= 48 - 1e-6, (n, nrow, res, tile_px)
-            assert png.shape[1] >= bbox.width - 1 and png.shape[0] >= bbox.height
+            bbox = ax.get_images()[0].get_window_extent()      # the drawn grid in screen pixels
+            cols, rows = min(n, nrow), -(-n // nrow)
+            tile_w = bbox.width * res / (cols * (res + 2) + 2)
+            tile_h = bbox.height * res / (rows * (res + 2) + 2)
+            assert min(tile_w, tile_h) >= 48 - 1e-6, (n, nrow, res, tile_w, tile_h)
+            assert png.shape[1] >= bbox.width - 1 and png.shape[0] >= bbox.height - 1
         finally:
             plt.close(ax.figure)
     fig, given = plt.subplots()
