@@ -39,10 +39,11 @@ from torch import nn
 from genlab.models.keypoint_regressor import (KeypointRegressor, KeypointRegressorConfig, build, keypoint_error, pck,
                                               resize, to_normalized, to_pixels)
 from genlab.nn.inference import batched
-from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.train import TrainState, autocast
 from genlab.worlds.dancers import (ANKLE_HEIGHT, COL, SOURCES, TARGET, TEST_START, TRAIN_START, Dancer, keypoints,
                                    motion, recording, render)
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.supervised import fit_supervised
 
 #: the world's named dancers, in the order of the per-dancer metrics
 DANCERS: tuple[Dancer, ...] = (TARGET, *SOURCES)
@@ -204,28 +205,19 @@ def keypoint_loss(out: torch.Tensor, kp: torch.Tensor, size: tuple[int, int], be
 def train(model: KeypointRegressor, config: RecipeConfig, job: TrainJob) -> TrainState:
     """AdamW with warm-up + cosine decay on :func:`keypoint_loss`, weight EMA; fresh frames every step."""
     t, size = config.train, config.model.resolution
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
-    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
+    def loss_fn(state: TrainState, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, kp = batch
-        for group in opt.param_groups:
-            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             out = state.model(x).float()
         loss, coord, vis = keypoint_loss(out, kp, size, t.beta, t.visibility_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss, "coord": coord.detach(), "bce": vis.detach()}
+        return loss, {"loss": loss, "coord": coord.detach(), "bce": vis.detach()}
 
     def data(step: int):
         return training_batch(step, t.batch_size, size, job.seed, frames_per_dancer=t.frames_per_dancer,
                               random_share=t.random_share, blur_share=t.blur_share, noise=t.noise)
 
-    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
-               progress=job.progress, desc="keypoint_regressor")
+    return fit_supervised(model, config, job, loss_fn, data, desc="keypoint_regressor")
 
 
 # ---------------------------------------------------------------------------------------------- using it

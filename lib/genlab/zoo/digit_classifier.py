@@ -15,9 +15,10 @@ from torch import nn
 
 from genlab.data.mnist import mnist5k
 from genlab.models.digit_classifier import DigitClassifier, DigitClassifierConfig, accuracy, build, random_affine
-from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.train import StepBatches, TrainState, autocast
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
 from genlab.zoo.shipping import load_pretrained
+from genlab.zoo.supervised import fit_supervised
 
 DATA = "genlab.data.mnist5k: train split (4000 digits) for training, test split (1000 digits) for test_accuracy"
 
@@ -60,25 +61,16 @@ def train(model: DigitClassifier, config: RecipeConfig, job: TrainJob) -> TrainS
     t = config.train
     augment = asdict(t.augment)
     x, y = mnist5k("train")
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
-    def step_fn(state: TrainState, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_fn(state: TrainState, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         xb, yb = batch
-        lr = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
         with autocast(job.device):
             loss = F.cross_entropy(state.model(random_affine(xb, **augment)), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
+        return loss, {"loss": loss}
 
     data = StepBatches(x, y, batch_size=t.batch_size, seed=job.seed)
-    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t.steps // 5, 1), resume=job.resume, meta=job.meta(config),
-               progress=job.progress, desc="digit_classifier")
+    return fit_supervised(model, config, job, loss_fn, data, desc="digit_classifier",
+                          checkpoint_every=max(t.steps // 5, 1))
 
 
 def evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:

@@ -15,9 +15,10 @@ from torch import nn
 
 from genlab.models.face_regressor import FaceRegressor, FaceRegressorConfig, build, r2_per_factor, resize
 from genlab.nn.inference import batched
-from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.train import TrainState, autocast
 from genlab.worlds.faces import FACTOR_NAMES, denormalize_factors, faces, normalize_factors, render_faces, sample_factors
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.supervised import fit_supervised
 
 DATA = ("genlab.data.faces: training faces rendered afresh each step (factors ~ sample_factors, new detail seeds, step-"
         "indexed generator), half at 32x32 upsampled to 64; test split faces('test') (first 2000) for the R^2 metrics")
@@ -68,26 +69,17 @@ def training_batch(step: int, batch_size: int, resolution: int, low_res_share: f
 def train(model: FaceRegressor, config: RecipeConfig, job: TrainJob) -> TrainState:
     """AdamW with warm-up + cosine decay on the mean squared error of the normalized factors, weight EMA."""
     t, r = config.train, config.model.resolution
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
-    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
+    def loss_fn(state: TrainState, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, f = batch
-        for group in opt.param_groups:
-            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             loss = F.mse_loss(state.model(x).float(), f)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"mse": loss}
+        return loss, {"mse": loss}
 
     def data(step: int):
         return training_batch(step, t.batch_size, r, t.low_res_share, job.seed)
 
-    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t.steps // 10, 1), resume=job.resume, meta=job.meta(config),
-               progress=job.progress, desc="face_regressor")
+    return fit_supervised(model, config, job, loss_fn, data, desc="face_regressor")
 
 
 def evaluate(model: nn.Module, device: torch.device) -> dict[str, float]:

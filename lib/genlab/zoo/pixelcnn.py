@@ -24,9 +24,10 @@ from genlab.metrics.diversity import within_class_spread
 from genlab.metrics.likelihood import bits_per_dim, evaluate_bits_per_subpixel, evaluate_bpd
 from genlab.models.pixelcnn import NULL_LABEL, GatedPixelCNN, GatedPixelCNNConfig, PixelCNN, PixelCNNConfig
 from genlab.models.pixelcnn_sampling import sample_cached
-from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.train import StepBatches, TrainState, autocast
 from genlab.zoo.digit_classifier import judge_digits
 from genlab.zoo.registry import Recipe, RecipeConfig
+from genlab.zoo.supervised import fit_supervised
 
 DATA = ("genlab.data.mnist5k (uint8): train split (4000 digits) -- the first 3600 for training, the last 400 held out to "
         "keep the best EMA weights; test split (1000 digits) for test_bpd")
@@ -108,25 +109,17 @@ def _train(model: nn.Module, config: RecipeConfig, job, name: str) -> TrainState
         model.load_state_dict(load_checkpoint(shipped_path(t.init_from)).model_state)   # fine-tune a shipped net
     x, y = mnist5k("train", as_uint8=True)
     x_tr, y_tr, x_val, y_val = x[:-N_HELD_OUT], y[:-N_HELD_OUT], x[-N_HELD_OUT:], y[-N_HELD_OUT:]
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
     best_path = job.checkpoint.with_name("best.pt") if job.checkpoint is not None else None
 
-    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
+    def loss_fn(state: TrainState, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         xb, yb = batch
         if dropout:                                                  # label dropout: y -> "no label" (h = 0)
             g = torch.Generator().manual_seed(job.seed * 1_000_003 + state.step)    # resume-exact
             yb = torch.where(torch.rand(len(yb), generator=g).to(yb.device) < dropout, NULL_LABEL, yb)
-        for group in opt.param_groups:
-            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             logits = state.model(xb, yb) if conditional else state.model(xb)
         loss = bits_per_dim(logits.float(), xb)                     # -log2 p(x) / (C H W): the exact likelihood
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
-        opt.step()
-        return {"bpd": loss}
+        return loss, {"bpd": loss}
 
     best = {"val": float("inf"), "weights": None}
 
@@ -147,9 +140,8 @@ def _train(model: nn.Module, config: RecipeConfig, job, name: str) -> TrainState
         ck = load_checkpoint(best_path)
         best["val"], best["weights"] = float(ck.meta["metrics"]["val_bpd"]), ck.model_state
     data = StepBatches(x_tr, y_tr, batch_size=t.batch_size, seed=job.seed)
-    fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
-        checkpoint_every=t.eval_every, resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name,
-        callback=callback)
+    state = fit_supervised(model, config, job, loss_fn, data, desc=name, weight_decay=0.0, clip=t.clip,
+                           checkpoint_every=t.eval_every, callback=callback)
     if best["weights"] is not None:
         state.ema.module.load_state_dict(best["weights"])          # the best held-out EMA weights
     return state

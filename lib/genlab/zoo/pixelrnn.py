@@ -15,8 +15,9 @@ from torch import nn
 from genlab.data.mnist import mnist5k
 from genlab.metrics.likelihood import bits_per_dim, evaluate_bpd
 from genlab.models.pixelrnn import DiagonalBiLSTM, PixelRNNConfig, RowLSTM
-from genlab.train import StepBatches, TrainState, autocast, fit, make_ema, unwrap, warmup_cosine, wrap_ddp
+from genlab.train import StepBatches, TrainState, autocast, unwrap
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.supervised import fit_supervised
 
 DATA = ("genlab.data.mnist5k(as_uint8=True): train split (4000 digits) for training, test split (1000 digits) for "
         "test_bpd")
@@ -47,25 +48,17 @@ def _train(model: nn.Module, config: RecipeConfig, job: TrainJob, desc: str) -> 
     """Adam with warm-up + cosine decay on the 256-way cross-entropy, gradient clipping (LSTMs), weight EMA."""
     t = config.train
     x, _ = mnist5k("train", as_uint8=True)
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
-    def step_fn(state: TrainState, batch: tuple[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_fn(state: TrainState, batch: tuple[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         (xb,) = batch
-        for group in opt.param_groups:
-            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             loss = bits_per_dim(state.model(xb), xb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-        opt.step()
-        return {"bpd": loss}
+        return loss, {"bpd": loss}
 
     data = StepBatches(x, batch_size=t.batch_size, seed=job.seed)
-    return fit(state, step_fn, data, t.steps, device=job.device, checkpoint=job.checkpoint,
-               checkpoint_every=max(t.steps // 20, 1), resume=job.resume, meta=job.meta(config),
-               progress=job.progress, desc=desc)
+    return fit_supervised(model, config, job, loss_fn, data, desc=desc,
+                          optimizer=torch.optim.Adam(model.parameters(), lr=t.lr), clip=t.clip_grad,
+                          checkpoint_every=max(t.steps // 20, 1))
 
 
 def test_split_bpd(model: nn.Module, device: torch.device | str | None = None, n: int | None = None) -> float:

@@ -38,7 +38,7 @@ from genlab.models.segmenter import Segmenter, SegmenterConfig
 from genlab.models.vid2vid import Vid2Vid, Vid2VidConfig, VideoDiscriminator, video_windows
 from genlab.nn.inference import batched
 from genlab.train import (Critic, GANStepConfig, StepBatches, TrainState, fit, gan_state, make_ema, make_gan_step,
-                          warmup_cosine)
+                          warmup_cosine, wrap_ddp)
 from genlab.worlds.streets import NUM_CLASSES, StreetClips, streets
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob, export_inner_generator
 from genlab.zoo.shipping import load_pretrained
@@ -124,7 +124,8 @@ def train_segmenter(model: nn.Module, config: RecipeConfig, job: TrainJob) -> Tr
     clips = train_clips(seed=job.seed)
     images, labels = clips.frames.flatten(0, 1), clips.labels.flatten(0, 1)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=1e-4)
-    state = TrainState(model=model, optimizer=opt, ema=make_ema(model, t.ema_decay))
+    # wrap_ddp: under torchrun the ranks average their gradients (a no-op in one process)
+    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
     def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
         x, y = batch

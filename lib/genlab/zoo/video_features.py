@@ -16,9 +16,10 @@ from torch import nn
 
 from genlab.models.video_features import VideoFeatureConfig, build
 from genlab.nn.inference import batched
-from genlab.train import TrainState, autocast, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.train import TrainState, autocast
 from genlab.worlds.moving_digits import moving_digits
 from genlab.zoo.registry import Recipe, RecipeConfig, TrainJob
+from genlab.zoo.supervised import fit_supervised
 
 FRAMES, SIZE, N_TEST = 16, 32, 1000
 SPEED_SCALE = 3.0      # the world's maximum speed: the motion head predicts |v| / 3
@@ -55,25 +56,17 @@ def training_batch(step: int, batch_size: int, seed: int = 0) -> tuple[torch.Ten
 
 def train(model: nn.Module, config: RecipeConfig, job: TrainJob) -> TrainState:
     t = config.train
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
-    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
+    def loss_fn(state: TrainState, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y, v = batch
-        for group in opt.param_groups:
-            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
         with autocast(job.device):
             logits, speed = state.model(x)
         ce = F.cross_entropy(logits.float(), y)
         mse = F.mse_loss(speed.float(), v)
-        opt.zero_grad(set_to_none=True)
-        (ce + mse).backward()
-        opt.step()
-        return {"ce": ce, "speed_mse": mse}
+        return ce + mse, {"ce": ce, "speed_mse": mse}
 
-    return fit(state, step_fn, lambda step: training_batch(step, t.batch_size, job.seed), t.steps,
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t.steps // 10, 1),
-               resume=job.resume, meta=job.meta(config), progress=job.progress, desc="video_features")
+    return fit_supervised(model, config, job, loss_fn, lambda step: training_batch(step, t.batch_size, job.seed),
+                          desc="video_features")
 
 
 def test_clips(n: int = N_TEST):

@@ -16,9 +16,10 @@ from torch import nn
 from genlab.metrics.likelihood import bits_per_code
 from genlab.models.vqvae_prior import CodePrior, CodePriorConfig, build
 from genlab.nn.eval_mode import evaluating
-from genlab.train import StepBatches, TrainState, fit, make_ema, warmup_cosine, wrap_ddp
+from genlab.train import StepBatches, TrainState
 from genlab.zoo.registry import Recipe, RecipeConfig
 from genlab.zoo.shipping import load_pretrained
+from genlab.zoo.supervised import fit_supervised
 from genlab.zoo.vqvae import encode_codes, training_images
 
 VQVAE = "vqvae2_faces64"      # the shipped VQ-VAE-2 whose codes the priors model
@@ -76,24 +77,15 @@ def _train(model: CodePrior, config: RecipeConfig, job, name: str):
     t = config.train
     c = codes("train")
     top, bottom = c["top"], c["bottom"]
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
-    state = TrainState(model=wrap_ddp(model), optimizer=opt, ema=make_ema(model, t.ema_decay))
 
-    def step_fn(state: TrainState, batch) -> dict[str, torch.Tensor]:
-        for group in opt.param_groups:
-            group["lr"] = t.lr * warmup_cosine(state.step, t.steps, warmup=t.warmup)
+    def loss_fn(state: TrainState, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         tb, bb = batch
         logits = state.model(tb) if t.level == "top" else state.model(bb, tb)
         loss = bits_per_code(logits.float(), tb if t.level == "top" else bb)     # -log2 p(code), averaged
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip)
-        opt.step()
-        return {"bits": loss}
+        return loss, {"bits": loss}
 
-    return fit(state, step_fn, StepBatches(top, bottom, batch_size=t.batch_size, seed=job.seed), t.steps,
-               device=job.device, checkpoint=job.checkpoint, checkpoint_every=max(t.steps // 10, 1),
-               resume=job.resume, meta=job.meta(config), progress=job.progress, desc=name)
+    data = StepBatches(top, bottom, batch_size=t.batch_size, seed=job.seed)
+    return fit_supervised(model, config, job, loss_fn, data, desc=name, weight_decay=0.0, clip=t.clip)
 
 
 @torch.no_grad()
